@@ -1,0 +1,376 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// PoolMode says when a backend connection returns to the pool.
+type PoolMode string
+
+// Pool modes, as PgBouncer names them.
+const (
+	// PoolModeSession keeps a backend connection for the client's whole session.
+	PoolModeSession PoolMode = "session"
+	// PoolModeTransaction returns the backend connection after each transaction.
+	PoolModeTransaction PoolMode = "transaction"
+	// PoolModeStatement returns it after each statement; multi-statement transactions are refused.
+	PoolModeStatement PoolMode = "statement"
+)
+
+// Config is one proxy node's configuration. Durations are YAML durations ("30s", "5m").
+type Config struct {
+	// NodeName names this node in logs, metrics and (later) the cluster. Default "p0".
+	NodeName string `yaml:"node_name"`
+	// Region is the region this node runs in; reads prefer replicas of the same region.
+	Region string `yaml:"region"`
+	// Listen is the client-facing address. Default "127.0.0.1:6432".
+	Listen string `yaml:"listen"`
+	// AdminListen is the HTTP admin address (/metrics, /healthz, /readyz). Default "127.0.0.1:9930"; "" disables it.
+	AdminListen string `yaml:"admin_listen"`
+	// TLS enables TLS for clients when CertFile and KeyFile are set.
+	TLS TLS `yaml:"tls"`
+	// MaxClientConn caps concurrent client connections. Default 10000.
+	MaxClientConn int `yaml:"max_client_conn"`
+	// MaxMessageSize caps one client protocol message, in bytes. Default 64 MiB.
+	MaxMessageSize int `yaml:"max_message_size"`
+	// AuthType is the password method offered to clients: "scram-sha-256" (default) or "md5".
+	// A user whose configured password is an md5 hash always gets md5; a SCRAM verifier, SCRAM.
+	AuthType string `yaml:"auth_type"`
+	// ClientLoginTimeout bounds startup and authentication. Default 15s.
+	ClientLoginTimeout Duration `yaml:"client_login_timeout"`
+	// Pool holds the default pool settings; databases and users may override some of them.
+	Pool Pool `yaml:"pool"`
+	// Users are the client users the proxy accepts.
+	Users []User `yaml:"users"`
+	// Databases are the client-facing database names. Empty: any database the client names is
+	// passed to the backend under the same name.
+	Databases []Database `yaml:"databases"`
+	// Groups are the backend shard groups; the first is the default group.
+	Groups []Group `yaml:"groups"`
+}
+
+// TLS configures TLS towards clients.
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Enabled reports whether a certificate is configured.
+func (t TLS) Enabled() bool { return t.CertFile != "" && t.KeyFile != "" }
+
+// Pool holds pool settings with PgBouncer's names and meanings.
+type Pool struct {
+	// Mode is the default pool mode. Default "transaction".
+	Mode PoolMode `yaml:"mode"`
+	// DefaultPoolSize is the number of server connections per (endpoint, database, user). Default 25.
+	DefaultPoolSize int `yaml:"default_pool_size"`
+	// MinPoolSize server connections are kept open even when idle. Default 0.
+	MinPoolSize int `yaml:"min_pool_size"`
+	// ReservePoolSize extra connections may open when a client has waited ReservePoolTimeout. Default 0.
+	ReservePoolSize int `yaml:"reserve_pool_size"`
+	// ReservePoolTimeout is how long a client waits before the reserve may be used. Default 5s.
+	ReservePoolTimeout Duration `yaml:"reserve_pool_timeout"`
+	// QueryWaitTimeout is the longest a client waits for a server connection before it gets an error. Default 120s.
+	QueryWaitTimeout Duration `yaml:"query_wait_timeout"`
+	// ServerIdleTimeout closes server connections idle for longer (above MinPoolSize). Default 600s.
+	ServerIdleTimeout Duration `yaml:"server_idle_timeout"`
+	// ServerLifetime closes server connections older than this when they are released. Default 3600s.
+	ServerLifetime Duration `yaml:"server_lifetime"`
+	// ServerConnectTimeout bounds opening one server connection. Default 15s.
+	ServerConnectTimeout Duration `yaml:"server_connect_timeout"`
+	// ServerResetQuery runs when a session-mode client releases its server. Default "DISCARD ALL".
+	ServerResetQuery string `yaml:"server_reset_query"`
+	// MaxPreparedStatements bounds the prepared statements kept per server connection (LRU). Default 200.
+	MaxPreparedStatements int `yaml:"max_prepared_statements"`
+}
+
+// User is one client user.
+type User struct {
+	// Name is the user name clients log in with.
+	Name string `yaml:"name"`
+	// Password is a plain password (SCRAM-SHA-256 and md5 clients both work), or a verifier
+	// "SCRAM-SHA-256$..." (SCRAM only) or "md5..." hash (md5 only).
+	Password string `yaml:"password"`
+	// ServerUser and ServerPassword log in to the backends; default: the same as the client's.
+	// ServerPassword is required when Password is a verifier or hash.
+	ServerUser     string `yaml:"server_user"`
+	ServerPassword string `yaml:"server_password"`
+	// PoolMode overrides the pool mode for this user.
+	PoolMode PoolMode `yaml:"pool_mode"`
+}
+
+// Database is one client-facing database.
+type Database struct {
+	// Name is the database name clients ask for.
+	Name string `yaml:"name"`
+	// BackendName is the database's name on the backends; default Name.
+	BackendName string `yaml:"backend_name"`
+	// PoolMode overrides the pool mode for this database.
+	PoolMode PoolMode `yaml:"pool_mode"`
+	// PoolSize overrides default_pool_size for this database.
+	PoolSize int `yaml:"pool_size"`
+}
+
+// Group is one backend shard group: a writer and its streaming replicas.
+type Group struct {
+	Name     string   `yaml:"name"`
+	Region   string   `yaml:"region"`
+	Writer   string   `yaml:"writer"`
+	Replicas []string `yaml:"replicas"`
+}
+
+// Duration is a time.Duration that reads and writes YAML duration strings.
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// UnmarshalYAML parses "30s" style durations.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return fmt.Errorf("line %d: duration must be a string like \"30s\": %w", n.Line, err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration as a string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// Default returns a configuration with every default filled in and no users or groups.
+func Default() Config {
+	return Config{
+		NodeName:           "p0",
+		Listen:             "127.0.0.1:6432",
+		AdminListen:        "127.0.0.1:9930",
+		MaxClientConn:      10000,
+		MaxMessageSize:     64 << 20,
+		AuthType:           "scram-sha-256",
+		ClientLoginTimeout: Duration(15 * time.Second),
+		Pool: Pool{
+			Mode:                  PoolModeTransaction,
+			DefaultPoolSize:       25,
+			ReservePoolTimeout:    Duration(5 * time.Second),
+			QueryWaitTimeout:      Duration(120 * time.Second),
+			ServerIdleTimeout:     Duration(600 * time.Second),
+			ServerLifetime:        Duration(3600 * time.Second),
+			ServerConnectTimeout:  Duration(15 * time.Second),
+			ServerResetQuery:      "DISCARD ALL",
+			MaxPreparedStatements: 200,
+		},
+	}
+}
+
+// Load reads, decodes and validates a YAML file on top of Default.
+func Load(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse decodes YAML on top of Default, rejecting unknown keys, and validates the result.
+func Parse(data []byte) (Config, error) {
+	cfg := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("decode: %w", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// Validate checks the configuration and returns the first problem found.
+func (c *Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen %q: %w", c.Listen, err)
+	}
+	if c.AdminListen != "" {
+		if _, _, err := net.SplitHostPort(c.AdminListen); err != nil {
+			return fmt.Errorf("admin_listen %q: %w", c.AdminListen, err)
+		}
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		return errors.New("tls: cert_file and key_file must be set together")
+	}
+	if c.MaxClientConn <= 0 {
+		return fmt.Errorf("max_client_conn must be positive, got %d", c.MaxClientConn)
+	}
+	if c.MaxMessageSize < 1024 {
+		return fmt.Errorf("max_message_size must be at least 1024 bytes, got %d", c.MaxMessageSize)
+	}
+	if c.AuthType != "scram-sha-256" && c.AuthType != "md5" {
+		return fmt.Errorf("auth_type %q: want scram-sha-256 or md5", c.AuthType)
+	}
+	if err := c.Pool.validate(); err != nil {
+		return fmt.Errorf("pool: %w", err)
+	}
+	if len(c.Users) == 0 {
+		return errors.New("users: at least one user is required")
+	}
+	seen := map[string]bool{}
+	for i, u := range c.Users {
+		if u.Name == "" {
+			return fmt.Errorf("users[%d]: name is required", i)
+		}
+		if seen[u.Name] {
+			return fmt.Errorf("users[%d]: duplicate user %q", i, u.Name)
+		}
+		seen[u.Name] = true
+		if u.Password == "" {
+			return fmt.Errorf("users[%d] (%s): password is required", i, u.Name)
+		}
+		if isHashedPassword(u.Password) && u.ServerPassword == "" {
+			return fmt.Errorf("users[%d] (%s): server_password is required when password is a SCRAM verifier or md5 hash", i, u.Name)
+		}
+		if err := u.PoolMode.validate(true); err != nil {
+			return fmt.Errorf("users[%d] (%s): pool_mode: %w", i, u.Name, err)
+		}
+	}
+	seen = map[string]bool{}
+	for i, d := range c.Databases {
+		if d.Name == "" {
+			return fmt.Errorf("databases[%d]: name is required", i)
+		}
+		if seen[d.Name] {
+			return fmt.Errorf("databases[%d]: duplicate database %q", i, d.Name)
+		}
+		seen[d.Name] = true
+		if err := d.PoolMode.validate(true); err != nil {
+			return fmt.Errorf("databases[%d] (%s): pool_mode: %w", i, d.Name, err)
+		}
+		if d.PoolSize < 0 {
+			return fmt.Errorf("databases[%d] (%s): pool_size must not be negative", i, d.Name)
+		}
+	}
+	if len(c.Groups) == 0 {
+		return errors.New("groups: at least one group with a writer is required")
+	}
+	seen = map[string]bool{}
+	for i, g := range c.Groups {
+		if g.Name == "" {
+			return fmt.Errorf("groups[%d]: name is required", i)
+		}
+		if seen[g.Name] {
+			return fmt.Errorf("groups[%d]: duplicate group %q", i, g.Name)
+		}
+		seen[g.Name] = true
+		if _, _, err := net.SplitHostPort(g.Writer); err != nil {
+			return fmt.Errorf("groups[%d] (%s): writer %q must be host:port: %w", i, g.Name, g.Writer, err)
+		}
+		for j, r := range g.Replicas {
+			if _, _, err := net.SplitHostPort(r); err != nil {
+				return fmt.Errorf("groups[%d] (%s): replicas[%d] %q must be host:port: %w", i, g.Name, j, r, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (p *Pool) validate() error {
+	if err := p.Mode.validate(false); err != nil {
+		return fmt.Errorf("mode: %w", err)
+	}
+	switch {
+	case p.DefaultPoolSize <= 0:
+		return fmt.Errorf("default_pool_size must be positive, got %d", p.DefaultPoolSize)
+	case p.MinPoolSize < 0 || p.MinPoolSize > p.DefaultPoolSize:
+		return fmt.Errorf("min_pool_size must be between 0 and default_pool_size, got %d", p.MinPoolSize)
+	case p.ReservePoolSize < 0:
+		return fmt.Errorf("reserve_pool_size must not be negative, got %d", p.ReservePoolSize)
+	case p.QueryWaitTimeout <= 0:
+		return errors.New("query_wait_timeout must be positive")
+	case p.ServerConnectTimeout <= 0:
+		return errors.New("server_connect_timeout must be positive")
+	case p.MaxPreparedStatements < 0:
+		return errors.New("max_prepared_statements must not be negative")
+	case p.ServerIdleTimeout < 0 || p.ServerLifetime < 0 || p.ReservePoolTimeout < 0:
+		return errors.New("timeouts must not be negative")
+	}
+	return nil
+}
+
+func (m PoolMode) validate(allowEmpty bool) error {
+	switch m {
+	case PoolModeSession, PoolModeTransaction, PoolModeStatement:
+		return nil
+	case "":
+		if allowEmpty {
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown pool mode %q (want session, transaction or statement)", string(m))
+}
+
+func isHashedPassword(p string) bool {
+	return strings.HasPrefix(p, "SCRAM-SHA-256$") || (len(p) == 35 && strings.HasPrefix(p, "md5"))
+}
+
+// User returns the configured user with that name.
+func (c *Config) User(name string) (User, bool) {
+	for _, u := range c.Users {
+		if u.Name == name {
+			return u, true
+		}
+	}
+	return User{}, false
+}
+
+// Database returns the client-facing database with that name. With no databases configured
+// every name is accepted and maps to the same backend name.
+func (c *Config) Database(name string) (Database, bool) {
+	if len(c.Databases) == 0 {
+		return Database{Name: name, BackendName: name}, true
+	}
+	for _, d := range c.Databases {
+		if d.Name == name {
+			if d.BackendName == "" {
+				d.BackendName = d.Name
+			}
+			return d, true
+		}
+	}
+	return Database{}, false
+}
+
+// ModeFor returns the pool mode for a database and user: the user's override, else the
+// database's, else the default.
+func (c *Config) ModeFor(db Database, u User) PoolMode {
+	switch {
+	case u.PoolMode != "":
+		return u.PoolMode
+	case db.PoolMode != "":
+		return db.PoolMode
+	}
+	return c.Pool.Mode
+}
+
+// PoolSizeFor returns the pool size for a database.
+func (c *Config) PoolSizeFor(db Database) int {
+	if db.PoolSize > 0 {
+		return db.PoolSize
+	}
+	return c.Pool.DefaultPoolSize
+}

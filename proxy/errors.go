@@ -1,0 +1,97 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// SQLSTATE codes the proxy itself sends.
+const (
+	codeProtocolViolation  = "08P01"
+	codeConnectionFailure  = "08006"
+	codeCannotConnect      = "08001"
+	codeInvalidPassword    = "28P01"
+	codeInvalidCatalogName = "3D000"
+	codeTooManyConnections = "53300"
+	codeFeatureNotSupp     = "0A000"
+	codeProgramLimit       = "54000"
+	codeAdminShutdown      = "57P01"
+	codeInvalidPrepStmt    = "26000"
+	codeInternal           = "XX000"
+)
+
+// clientError is an error the client is told about: a SQLSTATE, a message that says what to do,
+// and whether the connection is closed after it. The cause stays in the proxy's logs.
+type clientError struct {
+	code    string
+	message string
+	hint    string
+	fatal   bool
+	cause   error
+}
+
+func (e *clientError) Error() string {
+	if e.cause != nil {
+		return fmt.Sprintf("%s: %s: %v", e.code, e.message, e.cause)
+	}
+	return e.code + ": " + e.message
+}
+
+func (e *clientError) Unwrap() error { return e.cause }
+
+func newClientError(code, message string) *clientError {
+	return &clientError{code: code, message: message}
+}
+
+func fatalError(code, message string) *clientError {
+	return &clientError{code: code, message: message, fatal: true}
+}
+
+func (e *clientError) withHint(h string) *clientError { e.hint = h; return e }
+
+func (e *clientError) withCause(err error) *clientError { e.cause = err; return e }
+
+// asClientError turns any error into the client-facing one; unknown errors become an internal
+// error that leaks nothing.
+func asClientError(err error) *clientError {
+	var ce *clientError
+	if errors.As(err, &ce) {
+		return ce
+	}
+	return &clientError{code: codeInternal, message: "internal proxy error", cause: err}
+}
+
+// appendErrorResponse encodes e as an ErrorResponse.
+func appendErrorResponse(dst []byte, e *clientError) []byte {
+	sev := "ERROR"
+	if e.fatal {
+		sev = "FATAL"
+	}
+	msg := pgproto3.ErrorResponse{Severity: sev, SeverityUnlocalized: sev, Code: e.code, Message: e.message, Hint: e.hint}
+	out, err := msg.Encode(dst)
+	if err != nil { // cannot happen for these fields; keep the stream well-formed anyway
+		return dst
+	}
+	return out
+}
+
+// errorCode returns the SQLSTATE field of an ErrorResponse body without decoding the rest.
+func errorCode(body []byte) string {
+	for len(body) > 0 && body[0] != 0 {
+		field := body[0]
+		end := 1
+		for end < len(body) && body[end] != 0 {
+			end++
+		}
+		if field == 'C' {
+			return string(body[1:end])
+		}
+		if end >= len(body) {
+			break
+		}
+		body = body[end+1:]
+	}
+	return ""
+}

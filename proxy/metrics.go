@@ -1,0 +1,89 @@
+package proxy
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the proxy's Prometheus instruments. Label values are bounded: SQLSTATE codes,
+// a fixed set of sources and results.
+type metrics struct {
+	clientsActive  prometheus.Gauge
+	clientsWaiting prometheus.Gauge
+	logins         *prometheus.CounterVec
+	errors         *prometheus.CounterVec
+	queryDuration  prometheus.Histogram
+	txDuration     prometheus.Histogram
+	waitSeconds    prometheus.Histogram
+	clientBytesIn  prometheus.Counter
+	clientBytesOut prometheus.Counter
+	cancels        *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer, pools func() []*poolEntry) *metrics {
+	m := &metrics{
+		clientsActive: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "shardwire_clients_active", Help: "Client connections logged in."}),
+		clientsWaiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "shardwire_clients_waiting", Help: "Clients waiting for a server connection."}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shardwire_client_logins_total", Help: "Client login attempts by result."}, []string{"result"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shardwire_errors_total", Help: "ErrorResponses sent to clients, by SQLSTATE and by who raised them (proxy or server)."},
+			[]string{"sqlstate", "source"}),
+		queryDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "shardwire_query_duration_seconds", Help: "Time from a client's request (Query or Sync) to its ReadyForQuery.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18)}),
+		txDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "shardwire_transaction_duration_seconds", Help: "Time a server connection stayed attached to a client in transaction mode.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 20)}),
+		waitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "shardwire_client_wait_seconds", Help: "Time clients waited for a server connection.",
+			Buckets: prometheus.ExponentialBuckets(0.00001, 4, 12)}),
+		clientBytesIn: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shardwire_client_received_bytes_total", Help: "Bytes received from clients."}),
+		clientBytesOut: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shardwire_client_sent_bytes_total", Help: "Bytes sent to clients."}),
+		cancels: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shardwire_cancel_requests_total", Help: "CancelRequests by result."}, []string{"result"}),
+	}
+	reg.MustRegister(m.clientsActive, m.clientsWaiting, m.logins, m.errors, m.queryDuration, m.txDuration,
+		m.waitSeconds, m.clientBytesIn, m.clientBytesOut, m.cancels, &poolCollector{pools: pools})
+	return m
+}
+
+// poolCollector reports every pool's state when scraped.
+type poolCollector struct{ pools func() []*poolEntry }
+
+var (
+	poolServersDesc = prometheus.NewDesc("shardwire_pool_servers", "Server connections by pool and state.",
+		[]string{"endpoint", "database", "user", "state"}, nil)
+	poolSizeDesc = prometheus.NewDesc("shardwire_pool_size", "Configured server connection limit by pool.",
+		[]string{"endpoint", "database", "user"}, nil)
+	poolWaitingDesc = prometheus.NewDesc("shardwire_pool_waiting_clients", "Clients waiting by pool.",
+		[]string{"endpoint", "database", "user"}, nil)
+	poolOpenedDesc = prometheus.NewDesc("shardwire_pool_server_connects_total", "Server connections opened by pool.",
+		[]string{"endpoint", "database", "user"}, nil)
+	poolTimeoutsDesc = prometheus.NewDesc("shardwire_pool_wait_timeouts_total", "Clients that waited past query_wait_timeout, by pool.",
+		[]string{"endpoint", "database", "user"}, nil)
+)
+
+func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- poolServersDesc
+	ch <- poolSizeDesc
+	ch <- poolWaitingDesc
+	ch <- poolOpenedDesc
+	ch <- poolTimeoutsDesc
+}
+
+func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, e := range c.pools() {
+		st := e.pool.Stats()
+		l := []string{st.Addr, st.Database, st.User}
+		ch <- prometheus.MustNewConstMetric(poolServersDesc, prometheus.GaugeValue, float64(st.Active), append(l, "active")...)
+		ch <- prometheus.MustNewConstMetric(poolServersDesc, prometheus.GaugeValue, float64(st.Idle), append(l, "idle")...)
+		ch <- prometheus.MustNewConstMetric(poolSizeDesc, prometheus.GaugeValue, float64(st.Size), l...)
+		ch <- prometheus.MustNewConstMetric(poolWaitingDesc, prometheus.GaugeValue, float64(st.Waiting), l...)
+		ch <- prometheus.MustNewConstMetric(poolOpenedDesc, prometheus.CounterValue, float64(st.Opened), l...)
+		ch <- prometheus.MustNewConstMetric(poolTimeoutsDesc, prometheus.CounterValue, float64(st.WaitTimeouts), l...)
+	}
+}

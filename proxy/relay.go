@@ -1,0 +1,361 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/shardwire/shardwire/config"
+	"github.com/shardwire/shardwire/proxy/pool"
+	"github.com/shardwire/shardwire/proxy/wire"
+	"github.com/shardwire/shardwire/router"
+)
+
+// relay forwards the attached backend's replies to the client until the backend goes back to
+// the pool, fails, or the client is gone and the backend has been cleaned up.
+func (s *session) relay(sc *pool.Conn, done chan struct{}) {
+	defer close(done)
+	for {
+		f, err := sc.R.Next()
+		if err != nil {
+			s.serverReadFailed(sc, err)
+			return
+		}
+		switch f.Type() {
+		case wire.DataRow, wire.CopyData:
+			// The hot path: rows go through as bytes, decoded by nobody.
+			s.wmu.Lock()
+			s.writeClient(f)
+			if sc.R.Buffered() == 0 {
+				_ = s.out.Flush()
+			}
+			s.wmu.Unlock()
+			continue
+		}
+		if released := s.handleServerFrame(sc, f); released {
+			return
+		}
+	}
+}
+
+// handleServerFrame processes one reply other than a row. It reports whether the backend left
+// the session.
+func (s *session) handleServerFrame(sc *pool.Conn, f wire.Frame) bool {
+	s.mu.Lock()
+	s.wmu.Lock()
+	s.emitSynthHeadLockedW()
+	forward := true
+	switch f.Type() {
+	case wire.ParseComplete:
+		if p := s.popExpected(pendParse); p.action == actSwallow {
+			forward = false
+		}
+	case wire.BindComplete:
+		s.popExpected(pendBind)
+	case wire.CloseComplete:
+		if p := s.popExpected(pendClose); p.action == actSwallow {
+			forward = false
+		}
+	case wire.NoData:
+		s.popExpected(pendDescribe)
+	case wire.RowDescription:
+		if p := s.queue.peek(); p != nil && p.kind == pendDescribe {
+			s.queue.pop()
+		}
+	case wire.CommandComplete:
+		s.commandComplete(f.Body())
+	case wire.EmptyQueryResponse, wire.PortalSuspended:
+		if p := s.queue.peek(); p != nil && p.kind == pendExecute {
+			s.queue.pop()
+		}
+	case wire.CopyInResponse, wire.CopyBothResponse:
+		s.copyIn = true
+	case wire.ErrorResponse:
+		s.serverError(sc, f.Body())
+	case wire.ReadyForQuery:
+		s.wmu.Unlock()
+		return s.readyForQuery(sc, f) // unlocks s.mu
+	}
+	if forward {
+		s.writeClient(f)
+	}
+	if sc.R.Buffered() == 0 {
+		_ = s.out.Flush()
+	}
+	s.mu.Unlock()
+	s.wmu.Unlock()
+	return false
+}
+
+// popExpected pops the head reply, which should be of kind k.
+func (s *session) popExpected(k pendingKind) pending {
+	p := s.queue.peek()
+	if p == nil || p.kind != k {
+		s.log.Warn("unexpected reply order from server", zap.Uint8("want", uint8(k)))
+		return pending{}
+	}
+	return s.queue.pop()
+}
+
+func (s *session) commandComplete(body []byte) {
+	s.copyIn = false
+	tag, _, _ := wire.CString(body)
+	switch string(tag) {
+	case "COMMIT":
+		s.txEndTag = "COMMIT"
+	case "ROLLBACK":
+		s.txEndTag = "ROLLBACK"
+	}
+	p := s.queue.peek()
+	if p == nil {
+		return
+	}
+	if p.kind == pendExecute {
+		e := s.queue.pop()
+		if e.effects != nil {
+			s.noteEffects(e.effects)
+		}
+	}
+}
+
+// noteEffects records a completed statement's session effects until its batch ends.
+func (s *session) noteEffects(e *router.SessionEffects) {
+	s.batch = append(s.batch, e.Changes...)
+	s.advisory += e.AdvisoryLocks - e.AdvisoryUnlocks
+	if e.Flags&router.EffectUnlockAll != 0 {
+		s.advisory = 0
+	}
+	if s.advisory < 0 {
+		s.advisory = 0
+	}
+	if e.Flags&router.EffectPin != 0 && s.pinReason == "" {
+		s.pinReason = e.PinReason
+		s.log.Info("client pinned to its server connection", zap.String("reason", e.PinReason))
+	}
+	for _, c := range e.Changes {
+		if c.Kind == router.ChangeResetAll && s.server != nil {
+			// DISCARD ALL also drops the backend's prepared statements.
+			s.server.Prepared().Clear()
+			s.server.UnnamedOwner = nil
+			clear(s.statements)
+		}
+	}
+}
+
+// serverError handles an ErrorResponse: inside the extended protocol the backend now skips to
+// the next Sync, so the replies it will never send leave the queue.
+func (s *session) serverError(sc *pool.Conn, body []byte) {
+	s.copyIn = false
+	s.batchFailed = true
+	s.srv.metrics.errors.WithLabelValues(errorCode(body), "server").Inc()
+	p := s.queue.peek()
+	if p == nil || p.kind == pendQuery {
+		return
+	}
+	for p := s.queue.peek(); p != nil && p.kind != pendSync; p = s.queue.peek() {
+		e := s.queue.pop()
+		if e.kind == pendParse && e.stmt != nil {
+			sc.Prepared().Remove(e.stmt.name)
+			if e.clientName != "" && s.statements[e.clientName] == e.stmt {
+				delete(s.statements, e.clientName)
+			}
+		}
+		if e.kind == pendParse && e.stmt == nil && e.action != actSynth {
+			sc.UnnamedOwner = nil
+		}
+	}
+}
+
+// readyForQuery ends a request: it settles session state and decides whether the backend goes
+// back to the pool. s.mu is held and is released here.
+func (s *session) readyForQuery(sc *pool.Conn, f wire.Frame) bool {
+	s.wmu.Lock()
+	s.emitSynthHeadLockedW()
+	status := byte('I')
+	if b := f.Body(); len(b) == 1 {
+		status = b[0]
+	}
+	s.txStatus = status
+	var req pending
+	if p := s.queue.peek(); p != nil && (p.kind == pendSync || p.kind == pendQuery) {
+		req = s.queue.pop()
+		if req.kind == pendQuery && req.effects != nil && !s.batchFailed {
+			s.noteEffects(req.effects)
+		}
+	}
+	s.settleSettings(status)
+	s.writeClient(f)
+	if sc.R.Buffered() == 0 {
+		_ = s.out.Flush()
+	}
+	s.wmu.Unlock()
+	if !req.start.IsZero() {
+		s.srv.metrics.queryDuration.Observe(time.Since(req.start).Seconds())
+	}
+	if s.queue.len() > 0 || !s.releasableLocked() {
+		s.mu.Unlock()
+		return false
+	}
+	for s.writing {
+		s.writingDone.Wait()
+	}
+	if s.queue.len() > 0 || !s.releasableLocked() {
+		s.mu.Unlock()
+		return false
+	}
+	s.detachLocked(sc)
+	s.mu.Unlock()
+	s.srv.metrics.txDuration.Observe(time.Since(s.attachedAt).Seconds())
+	s.pool.release(sc)
+	return true
+}
+
+// settleSettings applies the batch's setting changes: committed outside a transaction, staged
+// inside one, dropped when the batch or the transaction failed.
+func (s *session) settleSettings(status byte) {
+	if len(s.batch) > 0 && !s.batchFailed {
+		base := s.txSettings
+		if base == nil {
+			base = s.settings
+		}
+		s.txSettings = base.with(s.batch)
+	}
+	s.batch = s.batch[:0]
+	s.batchFailed = false
+	if status == 'I' {
+		if s.txSettings != nil && s.txEndTag != "ROLLBACK" {
+			s.settings = s.txSettings
+			if s.server != nil {
+				s.server.Settings = s.settings
+			}
+		}
+		s.txSettings = nil
+		s.txEndTag = ""
+	}
+}
+
+// releasableLocked reports whether the backend may go back to the pool now.
+func (s *session) releasableLocked() bool {
+	return s.mode != config.PoolModeSession && s.txStatus == 'I' && s.pinReason == "" &&
+		s.advisory == 0 && !s.copyIn && !s.clientGone
+}
+
+func (s *session) detachLocked(sc *pool.Conn) {
+	if s.cancelling > 0 {
+		sc.MarkBroken() // a cancel may still land: never hand this backend to another client
+	}
+	if sc.Settings == nil {
+		sc.Settings = s.settings
+	}
+	s.server = nil
+	s.txStatus = 'I'
+}
+
+// serverReadFailed handles a read error on the backend: either the client left and the relay
+// was woken to clean up, or the backend died.
+func (s *session) serverReadFailed(sc *pool.Conn, err error) {
+	s.mu.Lock()
+	if s.clientGone && errors.Is(err, os.ErrDeadlineExceeded) && !sc.Broken() {
+		s.mu.Unlock()
+		s.cleanupAfterClient(sc)
+		return
+	}
+	gone := s.clientGone
+	s.server = nil
+	s.copyIn = false
+	s.advisory, s.pinReason = 0, ""
+	s.txSettings, s.batch, s.batchFailed, s.txEndTag = nil, s.batch[:0], false, ""
+	var tail pending
+	if p := s.queue.last(); p != nil {
+		tail = *p
+	}
+	syncs := 0
+	for s.queue.len() > 0 {
+		if e := s.queue.pop(); e.kind == pendSync || e.kind == pendQuery {
+			syncs++
+		}
+	}
+	s.txStatus = 'I'
+	if !gone {
+		s.log.Warn("server connection lost", zap.String("server", sc.Addr()), zap.Uint32("server_pid", sc.PID()), zap.Error(err))
+		ce := newClientError(codeConnectionFailure, "the server connection was lost; the transaction was aborted").
+			withHint("retry the transaction")
+		s.srv.metrics.errors.WithLabelValues(ce.code, "proxy").Inc()
+		s.wmu.Lock()
+		s.writeClient(appendErrorResponse(nil, ce))
+		for range syncs {
+			s.writeClient(readyForQueryFrame('I'))
+		}
+		_ = s.out.Flush()
+		s.wmu.Unlock()
+		// Messages of the interrupted batch still to come must be skipped until its Sync.
+		if syncs == 0 || (tail.kind != pendSync && tail.kind != pendQuery) {
+			s.skipAfterServerLoss.Store(true)
+		}
+	}
+	s.mu.Unlock()
+	sc.MarkBroken()
+	s.pool.release(sc)
+}
+
+// cleanupAfterClient brings a backend the client abandoned back to a clean state and returns
+// it to the pool, or closes it when that fails.
+func (s *session) cleanupAfterClient(sc *pool.Conn) {
+	const cleanupBudget = 10 * time.Second
+	s.mu.Lock()
+	status, mode, pinned := s.txStatus, s.mode, s.pinReason != "" || s.advisory > 0
+	s.server = nil
+	s.mu.Unlock()
+	var err error
+	if status != 'I' {
+		err = runSimple(sc, "ROLLBACK", cleanupBudget)
+	}
+	if err == nil && (mode == config.PoolModeSession || pinned) {
+		if q := s.srv.config().Pool.ServerResetQuery; q != "" {
+			err = runSimple(sc, q, cleanupBudget)
+			sc.Prepared().Clear()
+			sc.UnnamedOwner = nil
+			sc.Settings = emptySettings
+		}
+	}
+	if err != nil {
+		s.log.Info("closing server connection the client left dirty", zap.Error(err))
+		sc.MarkBroken()
+	}
+	s.pool.release(sc)
+}
+
+// runSimple runs sql as a simple query on a backend the caller owns and no relay reads, and
+// reads to ReadyForQuery. Replies are dropped; an ErrorResponse becomes the error.
+func runSimple(sc *pool.Conn, sql string, budget time.Duration) error {
+	_ = sc.SetDeadline(time.Now().Add(budget))
+	defer sc.SetDeadline(time.Time{})
+	msg := wire.AppendHeader(nil, wire.Query, len(sql)+1)
+	msg = append(msg, sql...)
+	msg = append(msg, 0)
+	if _, err := sc.W.Write(msg); err != nil {
+		return fmt.Errorf("send %q: %w", sql, err)
+	}
+	if err := sc.W.Flush(); err != nil {
+		return fmt.Errorf("send %q: %w", sql, err)
+	}
+	var failed error
+	for {
+		f, err := sc.R.Next()
+		if err != nil {
+			return fmt.Errorf("run %q: %w", sql, err)
+		}
+		switch f.Type() {
+		case wire.ErrorResponse:
+			failed = fmt.Errorf("run %q: server error %s", sql, errorCode(f.Body()))
+		case wire.ReadyForQuery:
+			if b := f.Body(); failed == nil && len(b) == 1 && b[0] != 'I' {
+				failed = fmt.Errorf("run %q: left transaction status %q", sql, b[0])
+			}
+			return failed
+		}
+	}
+}

@@ -1,0 +1,261 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/shardwire/shardwire/config"
+	"github.com/shardwire/shardwire/proxy/auth"
+	"github.com/shardwire/shardwire/proxy/pool"
+)
+
+// Server is one proxy node's client-facing side.
+type Server struct {
+	log        *zap.Logger
+	cfg        atomic.Pointer[config.Config]
+	creds      atomic.Pointer[map[string]*auth.Credential]
+	decoyKey   []byte
+	tlsConfig  *tls.Config
+	metrics    *metrics
+	statements *statementRegistry
+	cancels    *cancelRegistry
+	nodeTag    uint32
+
+	clients atomic.Int64
+
+	mu       sync.Mutex
+	pools    map[poolKey]*poolEntry
+	sessions map[*session]struct{}
+	closed   bool
+	wg       sync.WaitGroup
+}
+
+type poolKey struct{ addr, database, user string }
+
+// poolEntry is a pool and the server parameters its clients are greeted with.
+type poolEntry struct {
+	pool   *pool.Pool
+	mu     sync.Mutex
+	params map[string]string
+}
+
+// release returns a backend to its pool, closing it when it is broken.
+func (e *poolEntry) release(sc *pool.Conn) {
+	if sc.Broken() {
+		e.pool.Discard(sc)
+		return
+	}
+	e.pool.Release(sc)
+}
+
+// welcome returns the ParameterStatus values of the pool's backends, connecting once if needed.
+func (e *poolEntry) welcome(ctx context.Context) (map[string]string, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.params != nil {
+		return e.params, nil
+	}
+	sc, err := e.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	e.params = sc.Params()
+	e.pool.Release(sc)
+	return e.params, nil
+}
+
+// New builds a Server from a validated configuration.
+func New(cfg config.Config, log *zap.Logger, reg prometheus.Registerer) (*Server, error) {
+	s := &Server{
+		log:        log,
+		statements: newStatementRegistry(100_000),
+		cancels:    newCancelRegistry(),
+		pools:      make(map[poolKey]*poolEntry),
+		sessions:   make(map[*session]struct{}),
+		decoyKey:   make([]byte, 32),
+	}
+	_, _ = rand.Read(s.decoyKey)
+	h := fnv.New32a()
+	h.Write([]byte(cfg.NodeName))
+	s.nodeTag = h.Sum32() & 0x7f
+	if err := s.apply(cfg); err != nil {
+		return nil, err
+	}
+	if cfg.TLS.Enabled() {
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load TLS certificate: %w", err)
+		}
+		s.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	s.metrics = newMetrics(reg, s.poolList)
+	return s, nil
+}
+
+func (s *Server) config() *config.Config { return s.cfg.Load() }
+
+// apply installs a configuration: users' credentials and pool sizes. Clients stay connected.
+func (s *Server) apply(cfg config.Config) error {
+	creds := make(map[string]*auth.Credential, len(cfg.Users))
+	for _, u := range cfg.Users {
+		c, err := auth.ParseSecret(u.Name, u.Password)
+		if err != nil {
+			return fmt.Errorf("user %s: %w", u.Name, err)
+		}
+		creds[u.Name] = c
+	}
+	s.creds.Store(&creds)
+	s.cfg.Store(&cfg)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for key, e := range s.pools {
+		db, _ := cfg.Database(key.database)
+		e.pool.Resize(cfg.PoolSizeFor(db), cfg.Pool.ReservePoolSize, min(cfg.Pool.MinPoolSize, cfg.PoolSizeFor(db)))
+	}
+	return nil
+}
+
+// Reload validates and applies a new configuration (SIGHUP): users and pool sizes change
+// without dropping clients. Listen addresses and backends need a restart.
+func (s *Server) Reload(cfg config.Config) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	if err := s.apply(cfg); err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	s.log.Info("configuration reloaded", zap.Int("users", len(cfg.Users)))
+	return nil
+}
+
+// Serve accepts clients on ln until ctx is done or Close is called.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	go func() {
+		<-ctx.Done()
+		_ = ln.Close()
+	}()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return fmt.Errorf("accept: %w", err)
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			_ = nc.Close()
+			return nil
+		}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			s.serveConn(ctx, nc)
+		}()
+	}
+}
+
+// Close disconnects every client, closes the pools and waits for sessions to end.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.closed = true
+	for sess := range s.sessions {
+		_ = sess.conn.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	for _, e := range s.poolList() {
+		e.pool.Close()
+	}
+}
+
+// Ready reports whether the node can serve: the default group's writer accepts a connection.
+func (s *Server) Ready(ctx context.Context) error {
+	cfg := s.config()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", cfg.Groups[0].Writer)
+	if err != nil {
+		return fmt.Errorf("default group writer %s: %w", cfg.Groups[0].Writer, err)
+	}
+	return c.Close()
+}
+
+func (s *Server) poolList() []*poolEntry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*poolEntry, 0, len(s.pools))
+	for _, e := range s.pools {
+		out = append(out, e)
+	}
+	return out
+}
+
+// PoolStats returns a snapshot of every pool.
+func (s *Server) PoolStats() []pool.Stats {
+	var out []pool.Stats
+	for _, e := range s.poolList() {
+		out = append(out, e.pool.Stats())
+	}
+	return out
+}
+
+// poolFor returns the pool for a backend endpoint, database and user, creating it.
+func (s *Server) poolFor(addr string, db config.Database, u config.User) (*poolEntry, error) {
+	serverUser := u.Name
+	if u.ServerUser != "" {
+		serverUser = u.ServerUser
+	}
+	key := poolKey{addr: addr, database: db.BackendName, user: serverUser}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.pools[key]; ok {
+		return e, nil
+	}
+	cfg := s.config()
+	password := u.ServerPassword
+	if password == "" {
+		password = u.Password
+	}
+	size := cfg.PoolSizeFor(db)
+	p, err := pool.New(pool.Config{
+		Addr: addr, Database: db.BackendName, User: serverUser, Password: password,
+		Size: size, ReserveSize: cfg.Pool.ReservePoolSize, ReserveTimeout: cfg.Pool.ReservePoolTimeout.D(),
+		MinSize: min(cfg.Pool.MinPoolSize, size), IdleTimeout: cfg.Pool.ServerIdleTimeout.D(),
+		Lifetime: cfg.Pool.ServerLifetime.D(), ConnectTimeout: cfg.Pool.ServerConnectTimeout.D(),
+		MaxPrepared: cfg.Pool.MaxPreparedStatements, ApplicationName: "shardwire",
+	}, s.log)
+	if err != nil {
+		return nil, err
+	}
+	e := &poolEntry{pool: p}
+	s.pools[key] = e
+	return e, nil
+}
+
+func (s *Server) track(sess *session, add bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		s.sessions[sess] = struct{}{}
+	} else {
+		delete(s.sessions, sess)
+	}
+}

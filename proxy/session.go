@@ -1,0 +1,700 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"go.uber.org/zap"
+
+	"github.com/shardwire/shardwire/config"
+	"github.com/shardwire/shardwire/proxy/pool"
+	"github.com/shardwire/shardwire/proxy/wire"
+	"github.com/shardwire/shardwire/router"
+)
+
+// session is one client connection after login.
+//
+// Two goroutines touch it: the client loop (run, this file), which reads the client and writes
+// to the attached backend, and the relay (relay.go), which reads the backend and writes to the
+// client. Lock order: mu, then wmu. Fields are owned as their comments say.
+type session struct {
+	srv  *Server
+	log  *zap.Logger
+	ctx  context.Context
+	conn net.Conn
+	in   *wire.Reader // client loop only
+	key  backendKey
+	user string
+	db   config.Database
+	mode config.PoolMode
+	pool *poolEntry
+
+	// Client loop only.
+	unnamed       *unnamedStatement
+	unnamedGen    uint64
+	portals       map[string]*router.SessionEffects
+	skipUntilSync bool
+	scratch       []byte
+
+	mu          sync.Mutex
+	writingDone *sync.Cond // signalled when writing turns false
+	server      *pool.Conn // attached backend, nil when none
+	relayDone   chan struct{}
+	queue       queue
+	writing     bool // the client loop is writing to server
+	txStatus    byte
+	clientGone  bool
+	copyIn      bool
+	cancelling  int
+	statements  map[string]*statement // client statement name → shared statement
+	settings    *settings             // committed session settings
+	txSettings  *settings             // settings staged in the open transaction, nil if none
+	batch       []router.SettingChange
+	batchFailed bool
+	txEndTag    string // "COMMIT" or "ROLLBACK" seen since the last ReadyForQuery
+	advisory    int    // session advisory locks held
+	pinReason   string
+	attachedAt  time.Time
+	// skipAfterServerLoss asks the client loop to skip to the next Sync (set by the relay).
+	skipAfterServerLoss atomic.Bool
+
+	wmu sync.Mutex
+	out *bufio.Writer // to the client
+}
+
+// run is the client loop. It returns when the client leaves or must be disconnected.
+func (s *session) run() error {
+	defer s.clientLeft()
+	for {
+		f, err := s.in.Next()
+		if err != nil {
+			return s.clientReadError(err)
+		}
+		s.srv.metrics.clientBytesIn.Add(float64(len(f)))
+		if err := s.handle(f); err != nil {
+			if errors.Is(err, errTerminate) {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+var errTerminate = errors.New("client sent Terminate")
+
+func (s *session) clientReadError(err error) error {
+	var tooLarge *wire.TooLargeError
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		return nil
+	case errors.As(err, &tooLarge):
+		ce := fatalError(codeProgramLimit, fmt.Sprintf("message of %d bytes exceeds max_message_size (%d bytes)", tooLarge.Size, tooLarge.Limit))
+		s.sendFatal(ce.withCause(err))
+		return ce
+	case errors.Is(err, wire.ErrInvalidLength), errors.Is(err, io.ErrUnexpectedEOF):
+		ce := fatalError(codeProtocolViolation, "invalid message framing").withCause(err)
+		s.sendFatal(ce)
+		return ce
+	}
+	return err
+}
+
+// handle processes one client message.
+func (s *session) handle(f wire.Frame) error {
+	typ := f.Type()
+	if s.skipAfterServerLoss.Load() && s.skipAfterServerLoss.Swap(false) {
+		s.skipUntilSync = true
+	}
+	if s.skipUntilSync && typ != wire.Sync && typ != wire.Terminate {
+		return nil // the backend would discard these after an error, so does the proxy
+	}
+	switch typ {
+	case wire.Query:
+		return s.handleQuery(f)
+	case wire.Parse:
+		return s.handleParse(f)
+	case wire.Bind:
+		return s.handleBind(f)
+	case wire.Describe:
+		return s.handleDescribe(f)
+	case wire.Execute:
+		return s.handleExecute(f)
+	case wire.Close:
+		return s.handleClose(f)
+	case wire.Sync:
+		return s.handleSync(f)
+	case wire.Flush:
+		return s.forwardIfAttached(f, false)
+	case wire.CopyData, wire.CopyDone, wire.CopyFail:
+		return s.forwardIfAttached(f, true)
+	case wire.FuncCall:
+		return s.forward(f, pending{kind: pendQuery, start: time.Now()})
+	case wire.Terminate:
+		return errTerminate
+	}
+	ce := fatalError(codeProtocolViolation, fmt.Sprintf("unexpected message type %q", typ))
+	s.sendFatal(ce)
+	return ce
+}
+
+func (s *session) handleQuery(f wire.Frame) error {
+	body := f.Body()
+	if len(body) == 0 || body[len(body)-1] != 0 {
+		ce := fatalError(codeProtocolViolation, "malformed Query message")
+		s.sendFatal(ce)
+		return ce
+	}
+	eff := analyze(body[:len(body)-1])
+	if eff != nil {
+		if ce := s.refuse(eff); ce != nil {
+			s.localError(ce, true)
+			return nil
+		}
+		if eff.Flags == router.EffectDeallocate {
+			s.deallocate(eff)
+			s.reply(commandCompleteFrame(deallocateTag(eff)))
+			s.reply(nil)
+			return nil
+		}
+	}
+	return s.forward(f, pending{kind: pendQuery, effects: eff, start: time.Now()})
+}
+
+// refuse returns the error for a statement the pool mode cannot run, or nil.
+func (s *session) refuse(eff *router.SessionEffects) *clientError {
+	if eff.Flags&router.EffectListen != 0 && s.mode != config.PoolModeSession {
+		return newClientError(codeFeatureNotSupp, "LISTEN/UNLISTEN need a session-mode pool").
+			withHint("connect as a user or to a database configured with pool_mode: session")
+	}
+	if eff.Flags&router.EffectBegin != 0 && s.mode == config.PoolModeStatement {
+		return newClientError(codeFeatureNotSupp, "transaction blocks are not allowed in statement pooling mode").
+			withHint("use a transaction- or session-mode pool for multi-statement transactions")
+	}
+	return nil
+}
+
+func (s *session) deallocate(eff *router.SessionEffects) {
+	s.mu.Lock()
+	if eff.DeallocateAll {
+		clear(s.statements)
+	} else {
+		delete(s.statements, eff.Deallocate)
+	}
+	s.mu.Unlock()
+}
+
+func deallocateTag(eff *router.SessionEffects) string {
+	if eff.DeallocateAll {
+		return "DEALLOCATE ALL"
+	}
+	return "DEALLOCATE"
+}
+
+// analyze returns the session effects of sql, or nil when it has none (the common case, which
+// allocates nothing).
+func analyze(sql []byte) *router.SessionEffects {
+	if len(sql) == 0 {
+		return nil
+	}
+	eff := router.AnalyzeSession(unsafe.String(&sql[0], len(sql)))
+	if eff.Flags == 0 {
+		return nil
+	}
+	// Analyze again over a copy: the result keeps substrings of its input.
+	eff = router.AnalyzeSession(string(sql))
+	return &eff
+}
+
+func (s *session) handleParse(f wire.Frame) error {
+	name, rest, ok := wire.CString(f.Body())
+	if !ok {
+		return s.protocolViolation("malformed Parse message")
+	}
+	query, _, ok := wire.CString(rest)
+	if !ok {
+		return s.protocolViolation("malformed Parse message")
+	}
+	if len(name) == 0 {
+		eff := analyze(query)
+		if eff != nil {
+			if ce := s.refuse(eff); ce != nil {
+				s.localError(ce, false)
+				return nil
+			}
+		}
+		s.unnamedGen++
+		s.unnamed = &unnamedStatement{frame: append([]byte(nil), f...), effects: derefEffects(eff)}
+		sc, err := s.begin()
+		if err != nil {
+			return s.attachFailed(err, false)
+		}
+		sc.UnnamedOwner, sc.UnnamedGen = s, s.unnamedGen
+		s.queue.push(pending{kind: pendParse})
+		s.mu.Unlock()
+		return s.write(sc, f)
+	}
+	st := s.srv.statements.lookup(rest)
+	if ce := s.refuse(&st.effects); ce != nil {
+		s.localError(ce, false)
+		return nil
+	}
+	sc, err := s.begin()
+	if err != nil {
+		return s.attachFailed(err, false)
+	}
+	if cur, ok := s.statements[string(name)]; !ok || cur != st {
+		s.statements[string(name)] = st
+	}
+	if sc.Prepared().Has(st.name) {
+		s.queue.push(pending{kind: pendParse, action: actSynth, synth: parseCompleteFrame})
+		s.mu.Unlock()
+		return s.endWrite(sc)
+	}
+	s.scratch = s.prepareLocked(sc, s.scratch[:0], st, actForward, string(name))
+	s.mu.Unlock()
+	return s.write(sc, s.scratch)
+}
+
+func derefEffects(e *router.SessionEffects) router.SessionEffects {
+	if e == nil {
+		return router.SessionEffects{}
+	}
+	return *e
+}
+
+// prepareLocked appends the messages that prepare st on sc (a Close for an evicted statement,
+// then the Parse) and queues their replies. s.mu is held.
+func (s *session) prepareLocked(sc *pool.Conn, dst []byte, st *statement, act pendingAction, clientName string) []byte {
+	if evicted, ok := sc.Prepared().Add(st.name); ok {
+		dst = appendRenamed(dst, wire.Close, []byte{'S'}, evicted, nil)
+		s.queue.push(pending{kind: pendClose, action: actSwallow})
+	}
+	s.queue.push(pending{kind: pendParse, action: act, stmt: st, clientName: clientName})
+	return append(dst, st.frame...)
+}
+
+// ensureUnnamedLocked re-sends the client's unnamed Parse when sc does not hold it.
+func (s *session) ensureUnnamedLocked(sc *pool.Conn, dst []byte) []byte {
+	if s.unnamed == nil || (sc.UnnamedOwner == s && sc.UnnamedGen == s.unnamedGen) {
+		return dst
+	}
+	sc.UnnamedOwner, sc.UnnamedGen = s, s.unnamedGen
+	s.queue.push(pending{kind: pendParse, action: actSwallow})
+	return append(dst, s.unnamed.frame...)
+}
+
+func (s *session) handleBind(f wire.Frame) error {
+	portal, rest, ok := wire.CString(f.Body())
+	if !ok {
+		return s.protocolViolation("malformed Bind message")
+	}
+	stmtName, params, ok := wire.CString(rest)
+	if !ok {
+		return s.protocolViolation("malformed Bind message")
+	}
+	sc, err := s.begin()
+	if err != nil {
+		return s.attachFailed(err, false)
+	}
+	buf := s.scratch[:0]
+	var eff router.SessionEffects
+	if len(stmtName) == 0 {
+		buf = s.ensureUnnamedLocked(sc, buf)
+		buf = append(buf, f...)
+		if s.unnamed != nil {
+			eff = s.unnamed.effects
+		}
+	} else if st := s.statements[string(stmtName)]; st != nil {
+		if !sc.Prepared().Has(st.name) {
+			buf = s.prepareLocked(sc, buf, st, actSwallow, "")
+		}
+		buf = appendRenamed(buf, wire.Bind, portalPrefix(f.Body(), portal), st.name, params)
+		eff = st.effects
+	} else {
+		buf = append(buf, f...) // unknown to the proxy: let the backend report it
+	}
+	s.queue.push(pending{kind: pendBind})
+	s.mu.Unlock()
+	s.trackPortal(portal, eff)
+	s.scratch = buf
+	return s.write(sc, buf)
+}
+
+// portalPrefix returns the Bind body's portal field with its NUL.
+func portalPrefix(body, portal []byte) []byte { return body[:len(portal)+1] }
+
+func (s *session) trackPortal(portal []byte, eff router.SessionEffects) {
+	if eff.Flags == 0 {
+		if len(s.portals) > 0 {
+			delete(s.portals, string(portal))
+		}
+		return
+	}
+	if s.portals == nil {
+		s.portals = make(map[string]*router.SessionEffects)
+	}
+	s.portals[string(portal)] = &eff
+}
+
+func (s *session) handleDescribe(f wire.Frame) error {
+	body := f.Body()
+	if len(body) < 2 {
+		return s.protocolViolation("malformed Describe message")
+	}
+	name, _, ok := wire.CString(body[1:])
+	if !ok {
+		return s.protocolViolation("malformed Describe message")
+	}
+	sc, err := s.begin()
+	if err != nil {
+		return s.attachFailed(err, false)
+	}
+	buf := s.scratch[:0]
+	switch {
+	case body[0] != 'S':
+		buf = append(buf, f...)
+	case len(name) == 0:
+		buf = s.ensureUnnamedLocked(sc, buf)
+		buf = append(buf, f...)
+	default:
+		if st := s.statements[string(name)]; st != nil {
+			if !sc.Prepared().Has(st.name) {
+				buf = s.prepareLocked(sc, buf, st, actSwallow, "")
+			}
+			buf = appendRenamed(buf, wire.Describe, body[:1], st.name, nil)
+		} else {
+			buf = append(buf, f...)
+		}
+	}
+	s.queue.push(pending{kind: pendDescribe})
+	s.mu.Unlock()
+	s.scratch = buf
+	return s.write(sc, buf)
+}
+
+func (s *session) handleExecute(f wire.Frame) error {
+	portal, _, ok := wire.CString(f.Body())
+	if !ok {
+		return s.protocolViolation("malformed Execute message")
+	}
+	var eff *router.SessionEffects
+	if len(s.portals) > 0 {
+		eff = s.portals[string(portal)]
+	}
+	return s.forward(f, pending{kind: pendExecute, effects: eff})
+}
+
+func (s *session) handleClose(f wire.Frame) error {
+	body := f.Body()
+	if len(body) < 2 {
+		return s.protocolViolation("malformed Close message")
+	}
+	name, _, ok := wire.CString(body[1:])
+	if !ok {
+		return s.protocolViolation("malformed Close message")
+	}
+	if body[0] != 'S' {
+		return s.forward(f, pending{kind: pendClose})
+	}
+	// Statements stay prepared on the backends for other clients; the proxy answers.
+	if len(name) == 0 {
+		s.unnamed = nil
+	} else {
+		s.mu.Lock()
+		delete(s.statements, string(name))
+		s.mu.Unlock()
+	}
+	s.reply(closeCompleteFrame)
+	return nil
+}
+
+func (s *session) handleSync(f wire.Frame) error {
+	s.skipUntilSync = false
+	s.mu.Lock()
+	if s.server == nil {
+		s.mu.Unlock()
+		s.reply(nil) // nothing reached a backend: the proxy answers ReadyForQuery itself
+		return nil
+	}
+	s.mu.Unlock()
+	return s.forward(f, pending{kind: pendSync, start: time.Now()})
+}
+
+// forwardIfAttached forwards f to the attached backend, if any, queueing nothing. Copy
+// messages for a copy that already failed are dropped, as the backend would; Flush with nothing
+// pending has nothing to flush.
+func (s *session) forwardIfAttached(f wire.Frame, copyMsg bool) error {
+	s.mu.Lock()
+	sc := s.server
+	if sc == nil || (!copyMsg && s.queue.len() == 0) {
+		if !copyMsg {
+			s.emitSynthLocked() // a Flush may be waiting for replies the proxy makes
+		} else {
+			s.mu.Unlock()
+		}
+		return nil
+	}
+	s.writing = true
+	if !copyMsg {
+		s.emitSynthHeadLocked()
+	}
+	s.mu.Unlock()
+	return s.write(sc, f)
+}
+
+// forward sends f to the backend, attaching one if needed, and queues its reply.
+func (s *session) forward(f []byte, p pending) error {
+	sc, err := s.begin()
+	if err != nil {
+		return s.attachFailed(err, p.kind == pendQuery)
+	}
+	s.queue.push(p)
+	s.mu.Unlock()
+	return s.write(sc, f)
+}
+
+// begin attaches a backend if none is attached, marks the session as writing, and returns
+// with s.mu held.
+func (s *session) begin() (*pool.Conn, error) {
+	s.mu.Lock()
+	if s.server == nil {
+		s.mu.Unlock()
+		sc, err := s.attach()
+		if err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		s.server = sc
+		s.txStatus = 'I'
+		s.attachedAt = time.Now()
+		s.relayDone = make(chan struct{})
+		go s.relay(sc, s.relayDone)
+	}
+	s.writing = true
+	return s.server, nil
+}
+
+// write writes frames to the backend, flushing when the client has nothing more buffered,
+// and ends the writing phase.
+func (s *session) write(sc *pool.Conn, frames []byte) error {
+	if _, err := sc.W.Write(frames); err != nil {
+		s.serverWriteFailed(sc, err)
+	}
+	return s.endWrite(sc)
+}
+
+func (s *session) endWrite(sc *pool.Conn) error {
+	if s.in.Buffered() == 0 && sc.W.Buffered() > 0 {
+		if err := sc.W.Flush(); err != nil {
+			s.serverWriteFailed(sc, err)
+		}
+	}
+	s.mu.Lock()
+	s.writing = false
+	s.mu.Unlock()
+	s.writingDone.Broadcast()
+	return nil
+}
+
+// serverWriteFailed closes the backend's socket so the relay sees the failure and reports it.
+func (s *session) serverWriteFailed(sc *pool.Conn, err error) {
+	s.log.Debug("write to server failed", zap.Error(err))
+	sc.MarkBroken()
+	_ = sc.SetDeadline(time.Now())
+}
+
+// attach checks a backend out of the pool and applies the session's settings to it.
+func (s *session) attach() (*pool.Conn, error) {
+	cfg := s.srv.config()
+	ctx, cancel := context.WithTimeout(s.ctx, cfg.Pool.QueryWaitTimeout.D())
+	defer cancel()
+	start := time.Now()
+	s.srv.metrics.clientsWaiting.Inc()
+	sc, err := s.pool.pool.Acquire(ctx)
+	s.srv.metrics.clientsWaiting.Dec()
+	s.srv.metrics.waitSeconds.Observe(time.Since(start).Seconds())
+	if err != nil {
+		switch {
+		case errors.Is(err, pool.ErrWaitTimeout):
+			return nil, newClientError(codeTooManyConnections,
+				fmt.Sprintf("no server connection became free within query_wait_timeout (%s)", cfg.Pool.QueryWaitTimeout.D())).
+				withHint("the pool is saturated: shorten transactions or raise default_pool_size").withCause(err)
+		case errors.Is(err, pool.ErrClosed), errors.Is(err, context.Canceled):
+			return nil, fatalError(codeAdminShutdown, "the proxy is shutting down").withCause(err)
+		}
+		return nil, newClientError(codeCannotConnect, "cannot connect to the database server").
+			withHint("the backend is unreachable or refused the proxy's login; retry later").withCause(err)
+	}
+	s.mu.Lock()
+	want := s.settings
+	s.mu.Unlock()
+	have, _ := sc.Settings.(*settings)
+	if have == nil {
+		have = emptySettings
+	}
+	if sql := transitionSQL(have, want); sql != "" {
+		if err := runSimple(sc, sql, 10*time.Second); err != nil {
+			s.pool.pool.Discard(sc)
+			return nil, newClientError(codeConnectionFailure, "could not restore session settings on a server connection").withCause(err)
+		}
+		sc.Settings = want
+	}
+	return sc, nil
+}
+
+// attachFailed reports a failed attach to the client: an error, then ReadyForQuery for a simple
+// query, or skipping to the next Sync for the extended protocol.
+func (s *session) attachFailed(err error, simple bool) error {
+	ce := asClientError(err)
+	s.log.Warn("no server connection for client", zap.Error(err))
+	if ce.fatal {
+		s.sendFatal(ce)
+		return ce
+	}
+	s.localError(ce, simple)
+	return nil
+}
+
+// localError sends an error the proxy decided on, in stream order.
+func (s *session) localError(ce *clientError, simple bool) {
+	s.srv.metrics.errors.WithLabelValues(ce.code, "proxy").Inc()
+	s.reply(appendErrorResponse(nil, ce))
+	if simple {
+		s.reply(nil)
+		return
+	}
+	s.skipUntilSync = true
+}
+
+// reply sends a frame the proxy makes (nil: ReadyForQuery with the current status) after every
+// reply still pending, or at once when nothing is pending.
+func (s *session) reply(frame []byte) {
+	s.mu.Lock()
+	if s.queue.len() > 0 {
+		if frame == nil {
+			s.queue.push(pending{kind: pendSync, action: actSynth})
+		} else {
+			s.queue.push(pending{kind: pendParse, action: actSynth, synth: frame})
+		}
+		s.mu.Unlock()
+		return
+	}
+	if frame == nil {
+		frame = readyForQueryFrame(s.txStatusLocked())
+	}
+	s.wmu.Lock()
+	s.mu.Unlock()
+	s.writeClient(frame)
+	if s.in.Buffered() == 0 {
+		_ = s.out.Flush()
+	}
+	s.wmu.Unlock()
+}
+
+func (s *session) txStatusLocked() byte {
+	if s.server == nil || s.txStatus == 0 {
+		return 'I'
+	}
+	return s.txStatus
+}
+
+// emitSynthLocked emits the synthesized replies at the head of the queue and unlocks s.mu.
+func (s *session) emitSynthLocked() {
+	s.wmu.Lock()
+	n := s.emitSynthHeadLockedW()
+	s.mu.Unlock()
+	if n > 0 {
+		_ = s.out.Flush()
+	}
+	s.wmu.Unlock()
+}
+
+// emitSynthHeadLocked emits synthesized replies at the queue head (s.mu held).
+func (s *session) emitSynthHeadLocked() {
+	s.wmu.Lock()
+	if s.emitSynthHeadLockedW() > 0 {
+		_ = s.out.Flush()
+	}
+	s.wmu.Unlock()
+}
+
+// emitSynthHeadLockedW writes the synthesized replies at the queue head; s.mu and s.wmu are held.
+func (s *session) emitSynthHeadLockedW() int {
+	n := 0
+	for p := s.queue.peek(); p != nil && p.action == actSynth; p = s.queue.peek() {
+		e := s.queue.pop()
+		if e.synth == nil {
+			s.writeClient(readyForQueryFrame(s.txStatusLocked()))
+		} else {
+			s.writeClient(e.synth)
+		}
+		n++
+	}
+	return n
+}
+
+// writeClient writes to the client; s.wmu is held. Errors surface on the client loop's read.
+func (s *session) writeClient(frame []byte) {
+	_, _ = s.out.Write(frame)
+	s.srv.metrics.clientBytesOut.Add(float64(len(frame)))
+}
+
+func (s *session) protocolViolation(msg string) error {
+	ce := fatalError(codeProtocolViolation, msg)
+	s.sendFatal(ce)
+	return ce
+}
+
+// sendFatal writes a FATAL error; the caller closes the connection.
+func (s *session) sendFatal(ce *clientError) {
+	s.srv.metrics.errors.WithLabelValues(ce.code, "proxy").Inc()
+	s.log.Info("closing client connection", zap.String("sqlstate", ce.code), zap.Error(ce))
+	ce.fatal = true
+	s.wmu.Lock()
+	s.writeClient(appendErrorResponse(nil, ce))
+	_ = s.out.Flush()
+	s.wmu.Unlock()
+}
+
+// clientLeft runs when the client loop ends: an attached backend is cleaned up by its relay
+// (copy aborted, running query cancelled, transaction rolled back) and returned to the pool.
+func (s *session) clientLeft() {
+	s.mu.Lock()
+	s.clientGone = true
+	sc, done := s.server, s.relayDone
+	if sc == nil {
+		s.mu.Unlock()
+		return
+	}
+	busy := s.queue.len() > 0
+	if s.copyIn {
+		s.writing = true
+		s.mu.Unlock()
+		msg := []byte{wire.CopyFail, 0, 0, 0, 4 + 16}
+		msg = append(msg, "client went away"...)
+		msg = append(msg, 0)
+		_ = s.write(sc, msg)
+		_ = sc.W.Flush()
+		s.mu.Lock()
+	} else if busy {
+		s.cancelling++
+		s.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = sc.Cancel(ctx)
+		cancel()
+		s.mu.Lock()
+		s.cancelling--
+	} else {
+		_ = sc.SetDeadline(time.Now()) // wake the relay so it cleans up
+	}
+	s.mu.Unlock()
+	<-done
+}
