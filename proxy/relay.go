@@ -50,9 +50,11 @@ func (s *session) handleServerFrame(sc *pool.Conn, f wire.Frame) bool {
 	forward := true
 	switch f.Type() {
 	case wire.ParseComplete:
-		if p := s.popExpected(pendParse); p.action == actSwallow {
-			forward = false
+		p := s.popExpected(pendParse)
+		if p.stmt != nil {
+			p.stmt.valid.Store(true)
 		}
+		forward = p.action != actSwallow
 	case wire.BindComplete:
 		s.popExpected(pendBind)
 	case wire.CloseComplete:
@@ -305,6 +307,7 @@ func (s *session) serverReadFailed(sc *pool.Conn, err error) {
 // it to the pool, or closes it when that fails.
 func (s *session) cleanupAfterClient(sc *pool.Conn) {
 	const cleanupBudget = 10 * time.Second
+	_ = sc.SetDeadline(time.Time{}) // the client loop set it to wake the relay
 	s.mu.Lock()
 	status, mode, pinned := s.txStatus, s.mode, s.pinReason != "" || s.advisory > 0
 	s.server = nil

@@ -246,13 +246,20 @@ func (s *session) handleParse(f wire.Frame) error {
 		s.localError(ce, false)
 		return nil
 	}
+	if st.valid.Load() {
+		// Known good: no backend needed now (a transaction-pooled client may prepare while
+		// every backend is busy); the Bind prepares it on whichever backend runs it.
+		s.mu.Lock()
+		s.nameStatementLocked(name, st)
+		s.mu.Unlock()
+		s.reply(parseCompleteFrame)
+		return nil
+	}
 	sc, err := s.begin()
 	if err != nil {
 		return s.attachFailed(err, false)
 	}
-	if cur, ok := s.statements[string(name)]; !ok || cur != st {
-		s.statements[string(name)] = st
-	}
+	s.nameStatementLocked(name, st)
 	if sc.Prepared().Has(st.name) {
 		s.queue.push(pending{kind: pendParse, action: actSynth, synth: parseCompleteFrame})
 		s.mu.Unlock()
@@ -261,6 +268,13 @@ func (s *session) handleParse(f wire.Frame) error {
 	s.scratch = s.prepareLocked(sc, s.scratch[:0], st, actForward, string(name))
 	s.mu.Unlock()
 	return s.write(sc, s.scratch)
+}
+
+// nameStatementLocked records the client's name for st (s.mu held).
+func (s *session) nameStatementLocked(name []byte, st *statement) {
+	if cur, ok := s.statements[string(name)]; !ok || cur != st {
+		s.statements[string(name)] = st
+	}
 }
 
 func derefEffects(e *router.SessionEffects) router.SessionEffects {

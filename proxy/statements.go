@@ -3,6 +3,7 @@ package proxy
 import (
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/shardwire/shardwire/proxy/wire"
 	"github.com/shardwire/shardwire/router"
@@ -14,6 +15,9 @@ type statement struct {
 	name    string
 	frame   []byte // a Parse message preparing it under name
 	effects router.SessionEffects
+	// valid is set once a backend accepted the Parse; from then on a client's Parse of it is
+	// answered by the proxy without a backend, and backends prepare it lazily on first use.
+	valid atomic.Bool
 }
 
 // statementRegistry maps statement text and parameter types to the shared statement. It is

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/shardwire/shardwire/devcluster"
+)
+
+// devStartTimeout bounds bringing the local cluster up.
+const devStartTimeout = 5 * time.Minute
+
+func newDevCmd() *cobra.Command {
+	var (
+		opts    devcluster.Options
+		overlay string
+		level   string
+	)
+	cmd := &cobra.Command{
+		Use:   "dev --dir DIR",
+		Short: "Run a local cluster: Postgres groups and proxy nodes on loopback",
+		Long: `Run a local cluster in the foreground: G shard groups of real Postgres (a writer and R
+streaming replicas each, from the binaries on PATH) and P proxy nodes, the first on --port,
+the next on --port+1, ... When every proxy answers a query it writes DIR/cluster.json and
+prints one line. SIGINT or SIGTERM stops everything.
+
+--config FILE is YAML merged over the generated proxy configuration (maps merge key by key,
+lists replace), e.g. "pool: {mode: session, default_pool_size: 10}".`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(level)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = log.Sync() }()
+			if overlay != "" {
+				if opts.Overlay, err = os.ReadFile(overlay); err != nil {
+					return fmt.Errorf("--config: %w", err)
+				}
+			}
+			opts.Log = log
+			opts.Logf = func(format string, args ...any) { log.Debug(fmt.Sprintf(format, args...)) }
+			return runDev(cmd.Context(), opts, cmd)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Dir, "dir", "", "directory for the cluster's files (Postgres data in DIR/pg, DIR/cluster.json)")
+	f.IntVar(&opts.Groups, "groups", 1, "shard groups")
+	f.IntVar(&opts.Replicas, "replicas", 0, "streaming replicas per group")
+	f.IntVar(&opts.Proxies, "proxies", 1, "proxy nodes")
+	f.IntVar(&opts.Port, "port", 6432, "first proxy node's client port")
+	f.StringVar(&overlay, "config", "", "YAML overlay merged into the generated proxy configuration")
+	f.StringVar(&level, "log-level", "warn", "log level: debug, info, warn or error")
+	_ = cmd.MarkFlagRequired("dir")
+	return cmd
+}
+
+func runDev(parent context.Context, opts devcluster.Options, cmd *cobra.Command) error {
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	opts.Dir = dir
+	infoPath := filepath.Join(dir, "cluster.json")
+	// A stale file from an earlier run must not look like a ready cluster.
+	if err := os.Remove(infoPath); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(parent, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	startCtx, cancel := context.WithTimeout(ctx, devStartTimeout)
+	c, err := devcluster.Start(startCtx, opts)
+	cancel()
+	if err != nil {
+		return err
+	}
+	if err := c.WriteInfo(infoPath); err != nil {
+		return joinStop(err, c)
+	}
+	proxies := make([]string, len(c.Nodes))
+	for i, n := range c.Nodes {
+		proxies[i] = n.Name + "=" + n.Addr
+	}
+	opts.Log.Info("dev cluster ready", zap.Strings("proxies", proxies), zap.String("cluster_file", infoPath))
+	fmt.Fprintf(cmd.OutOrStdout(), "shardwire dev: ready, %d group(s), %d proxy node(s); psql %q; cluster file %s\n",
+		len(c.PG.Groups), len(c.Nodes), strings.TrimSuffix(c.Nodes[0].DSN(), "?sslmode=disable"), infoPath)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-c.Errors():
+	}
+	fmt.Fprintln(cmd.ErrOrStderr(), "shardwire dev: stopping")
+	_ = os.Remove(infoPath)
+	return joinStop(runErr, c)
+}
+
+func joinStop(err error, c *devcluster.Cluster) error {
+	if serr := c.Stop(); serr != nil {
+		if err == nil {
+			return fmt.Errorf("stop: %w", serr)
+		}
+		return fmt.Errorf("%w; stop: %v", err, serr)
+	}
+	return err
+}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/shardwire/shardwire/admin"
+	"github.com/shardwire/shardwire/config"
+	"github.com/shardwire/shardwire/proxy"
+)
+
+func newServeCmd() *cobra.Command {
+	var path, level string
+	cmd := &cobra.Command{
+		Use:   "serve --config FILE",
+		Short: "Run one proxy node",
+		Long: `Run one proxy node with the configuration in FILE (see docs/config.md).
+
+SIGHUP reloads FILE: users and pool sizes change without dropping clients; a file that does
+not load is logged and the running configuration is kept. SIGINT or SIGTERM stops the node.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(level)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = log.Sync() }()
+			return serve(cmd.Context(), path, log)
+		},
+	}
+	cmd.Flags().StringVar(&path, "config", "", "configuration file (YAML)")
+	cmd.Flags().StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
+	_ = cmd.MarkFlagRequired("config")
+	return cmd
+}
+
+func serve(parent context.Context, path string, log *zap.Logger) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	log = log.With(zap.String("node", cfg.NodeName))
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv, err := proxy.New(cfg, log, reg)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		srv.Close()
+		return fmt.Errorf("listen: %w", err)
+	}
+	var adminLn net.Listener
+	if cfg.AdminListen != "" {
+		if adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+			_ = ln.Close()
+			srv.Close()
+			return fmt.Errorf("admin listen: %w", err)
+		}
+	}
+
+	ctx, stop := signal.NotifyContext(parent, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve(ctx, ln) }()
+	running := 1
+	if adminLn != nil {
+		adm := admin.New(admin.Config{Addr: cfg.AdminListen}, log, reg, srv.Ready)
+		go func() { errc <- adm.Serve(ctx, adminLn) }()
+		running++
+	}
+	log.Info("serving", zap.String("listen", ln.Addr().String()), zap.String("admin", cfg.AdminListen),
+		zap.String("version", versionString()))
+
+	var serveErr error
+loop:
+	for {
+		select {
+		case <-hup:
+			reload(srv, path, log)
+		case err := <-errc:
+			running--
+			if err != nil {
+				serveErr = err
+				log.Error("listener stopped", zap.Error(err))
+			}
+			break loop
+		case <-ctx.Done():
+			break loop
+		}
+	}
+	log.Info("stopping")
+	stop()
+	srv.Close()
+	for ; running > 0; running-- {
+		if err := <-errc; err != nil && serveErr == nil {
+			serveErr = err
+		}
+	}
+	log.Info("stopped")
+	if serveErr != nil && !errors.Is(serveErr, context.Canceled) {
+		return serveErr
+	}
+	return nil
+}
+
+// reload loads the configuration file again and applies it; failures are logged and the
+// running configuration stays.
+func reload(srv *proxy.Server, path string, log *zap.Logger) {
+	cfg, err := config.Load(path)
+	if err == nil {
+		err = srv.Reload(cfg)
+	}
+	if err != nil {
+		log.Error("reload failed; keeping the running configuration", zap.String("config", path), zap.Error(err))
+		return
+	}
+	log.Info("reload done", zap.String("config", path))
+}
