@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -98,25 +99,10 @@ func connect(t testing.TB, dsn string) *pgx.Conn {
 // pgCode returns the SQLSTATE of err, or "".
 func pgCode(err error) string {
 	var pe *pgconn.PgError
-	if ok := asPgError(err, &pe); ok {
+	if errors.As(err, &pe) {
 		return pe.Code
 	}
 	return ""
-}
-
-func asPgError(err error, target **pgconn.PgError) bool {
-	for err != nil {
-		if pe, ok := err.(*pgconn.PgError); ok {
-			*target = pe
-			return true
-		}
-		u, ok := err.(interface{ Unwrap() error })
-		if !ok {
-			return false
-		}
-		err = u.Unwrap()
-	}
-	return false
 }
 
 // mustQueryInt runs a one-value integer query.

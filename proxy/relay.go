@@ -76,6 +76,16 @@ func (s *session) handleServerFrame(sc *pool.Conn, f wire.Frame) bool {
 	case wire.CopyInResponse, wire.CopyBothResponse:
 		s.copyIn = true
 	case wire.ErrorResponse:
+		if fatal := isFatal(f.Body()); fatal {
+			// The backend is going away, the client connection is not: a FATAL would make the
+			// driver drop it. Report it as an ERROR, or, when no request is waiting, on the
+			// client's next request (see serverReadFailed).
+			if s.queue.len() == 0 {
+				forward = false
+				break
+			}
+			f = downgradeFatal(f)
+		}
 		s.serverError(sc, f.Body())
 	case wire.ReadyForQuery:
 		s.wmu.Unlock()
@@ -84,6 +94,7 @@ func (s *session) handleServerFrame(sc *pool.Conn, f wire.Frame) bool {
 	if forward {
 		s.writeClient(f)
 	}
+	s.emitSynthHeadLockedW() // replies the proxy makes that this one unblocked
 	if sc.R.Buffered() == 0 {
 		_ = s.out.Flush()
 	}
@@ -137,13 +148,11 @@ func (s *session) noteEffects(e *router.SessionEffects) {
 		s.pinReason = e.PinReason
 		s.log.Info("client pinned to its server connection", zap.String("reason", e.PinReason))
 	}
-	for _, c := range e.Changes {
-		if c.Kind == router.ChangeResetAll && s.server != nil {
-			// DISCARD ALL also drops the backend's prepared statements.
-			s.server.Prepared().Clear()
-			s.server.UnnamedOwner = nil
-			clear(s.statements)
-		}
+	if e.Flags&router.EffectDiscardAll != 0 && s.server != nil {
+		// DISCARD ALL also drops the backend's prepared statements, the client's included.
+		s.server.Prepared().Clear()
+		s.server.UnnamedOwner = nil
+		clear(s.statements)
 	}
 }
 
@@ -190,27 +199,43 @@ func (s *session) readyForQuery(sc *pool.Conn, f wire.Frame) bool {
 	}
 	s.settleSettings(status)
 	s.writeClient(f)
-	if sc.R.Buffered() == 0 {
+	for {
+		// Replies the proxy makes that were queued behind this one go out now: nothing else
+		// would trigger them.
+		s.emitSynthHeadLockedW()
+		if s.queue.len() > 0 || (!s.releasableLocked() && !s.clientGone) || !s.writing {
+			break
+		}
+		// The client loop is writing to this backend: wait, then look again.
+		_ = s.out.Flush()
+		s.wmu.Unlock()
+		s.writingDone.Wait()
+		s.wmu.Lock()
+	}
+	if sc.R.Buffered() == 0 || s.queue.len() == 0 {
 		_ = s.out.Flush()
 	}
 	s.wmu.Unlock()
 	if !req.start.IsZero() {
 		s.srv.metrics.queryDuration.Observe(time.Since(req.start).Seconds())
 	}
-	if s.queue.len() > 0 || !s.releasableLocked() {
+	if s.queue.len() > 0 {
 		s.mu.Unlock()
 		return false
 	}
-	for s.writing {
-		s.writingDone.Wait()
+	if s.clientGone {
+		s.mu.Unlock()
+		s.cleanupAfterClient(sc)
+		return true
 	}
-	if s.queue.len() > 0 || !s.releasableLocked() {
+	if !s.releasableLocked() {
 		s.mu.Unlock()
 		return false
 	}
 	s.detachLocked(sc)
+	attachedAt := s.attachedAt
 	s.mu.Unlock()
-	s.srv.metrics.txDuration.Observe(time.Since(s.attachedAt).Seconds())
+	s.srv.metrics.txDuration.Observe(time.Since(attachedAt).Seconds())
 	s.pool.release(sc)
 	return true
 }
@@ -269,8 +294,9 @@ func (s *session) serverReadFailed(sc *pool.Conn, err error) {
 	s.server = nil
 	s.copyIn = false
 	s.advisory, s.pinReason = 0, ""
-	s.txSettings, s.batch, s.batchFailed, s.txEndTag = nil, s.batch[:0], false, ""
+	s.txSettings, s.batch, s.txEndTag = nil, s.batch[:0], ""
 	var tail pending
+	waiting := s.queue.len() > 0
 	if p := s.queue.last(); p != nil {
 		tail = *p
 	}
@@ -280,24 +306,32 @@ func (s *session) serverReadFailed(sc *pool.Conn, err error) {
 			syncs++
 		}
 	}
+	inTx := s.txStatus == 'T' || s.txStatus == 'E'
 	s.txStatus = 'I'
 	if !gone {
 		s.log.Warn("server connection lost", zap.String("server", sc.Addr()), zap.Uint32("server_pid", sc.PID()), zap.Error(err))
-		ce := newClientError(codeConnectionFailure, "the server connection was lost; the transaction was aborted").
-			withHint("retry the transaction")
-		s.srv.metrics.errors.WithLabelValues(ce.code, "proxy").Inc()
 		s.wmu.Lock()
-		s.writeClient(appendErrorResponse(nil, ce))
-		for range syncs {
-			s.writeClient(readyForQueryFrame('I'))
+		switch {
+		case !waiting && inTx:
+			// Nobody is waiting now: the client's next request learns that its transaction is gone.
+			s.lostTx.Store(true)
+		case waiting:
+			if !s.batchFailed { // the backend's own error (e.g. 57P01) may already have been sent
+				s.writeClient(appendErrorResponse(nil, lostServerError()))
+				s.srv.metrics.errors.WithLabelValues(codeConnectionFailure, "proxy").Inc()
+			}
+			for range syncs {
+				s.writeClient(readyForQueryFrame('I'))
+			}
+			// Messages of the interrupted batch still to come must be skipped until its Sync.
+			if syncs == 0 || (tail.kind != pendSync && tail.kind != pendQuery) {
+				s.skipAfterServerLoss.Store(true)
+			}
 		}
 		_ = s.out.Flush()
 		s.wmu.Unlock()
-		// Messages of the interrupted batch still to come must be skipped until its Sync.
-		if syncs == 0 || (tail.kind != pendSync && tail.kind != pendQuery) {
-			s.skipAfterServerLoss.Store(true)
-		}
 	}
+	s.batchFailed = false
 	s.mu.Unlock()
 	sc.MarkBroken()
 	s.pool.release(sc)
@@ -334,6 +368,7 @@ func (s *session) cleanupAfterClient(sc *pool.Conn) {
 // runSimple runs sql as a simple query on a backend the caller owns and no relay reads, and
 // reads to ReadyForQuery. Replies are dropped; an ErrorResponse becomes the error.
 func runSimple(sc *pool.Conn, sql string, budget time.Duration) error {
+	sc.UnnamedOwner = nil // a simple query drops the backend's unnamed statement
 	_ = sc.SetDeadline(time.Now().Add(budget))
 	defer sc.SetDeadline(time.Time{})
 	msg := wire.AppendHeader(nil, wire.Query, len(sql)+1)
@@ -361,4 +396,49 @@ func runSimple(sc *pool.Conn, sql string, budget time.Duration) error {
 			return failed
 		}
 	}
+}
+
+func lostServerError() *clientError {
+	return newClientError(codeConnectionFailure, "the server connection was lost; the transaction was aborted").
+		withHint("retry the transaction")
+}
+
+// isFatal reports whether an ErrorResponse body has severity FATAL or PANIC.
+func isFatal(body []byte) bool {
+	for len(body) > 0 && body[0] != 0 {
+		field := body[0]
+		v, rest, ok := wire.CString(body[1:])
+		if !ok {
+			return false
+		}
+		if field == 'V' || field == 'S' {
+			return string(v) == "FATAL" || string(v) == "PANIC"
+		}
+		body = rest
+	}
+	return false
+}
+
+// downgradeFatal returns a copy of an ErrorResponse with severity ERROR.
+func downgradeFatal(f wire.Frame) wire.Frame {
+	out := wire.AppendHeader(nil, wire.ErrorResponse, 0)
+	body := f.Body()
+	for len(body) > 0 && body[0] != 0 {
+		field := body[0]
+		v, rest, ok := wire.CString(body[1:])
+		if !ok {
+			return f
+		}
+		if field == 'V' || field == 'S' {
+			v = []byte("ERROR")
+		}
+		out = append(out, field)
+		out = append(out, v...)
+		out = append(out, 0)
+		body = rest
+	}
+	out = append(out, 0)
+	n := len(out) - 1
+	out[1], out[2], out[3], out[4] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+	return out
 }

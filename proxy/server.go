@@ -240,7 +240,7 @@ func (s *Server) poolFor(addr string, db config.Database, u config.User) (*poolE
 		Size: size, ReserveSize: cfg.Pool.ReservePoolSize, ReserveTimeout: cfg.Pool.ReservePoolTimeout.D(),
 		MinSize: min(cfg.Pool.MinPoolSize, size), IdleTimeout: cfg.Pool.ServerIdleTimeout.D(),
 		Lifetime: cfg.Pool.ServerLifetime.D(), ConnectTimeout: cfg.Pool.ServerConnectTimeout.D(),
-		MaxPrepared: cfg.Pool.MaxPreparedStatements, ApplicationName: "shardwire",
+		MaxPrepared: cfg.Pool.MaxPreparedStatements,
 	}, s.log)
 	if err != nil {
 		return nil, err

@@ -63,6 +63,9 @@ type session struct {
 	advisory    int    // session advisory locks held
 	pinReason   string
 	attachedAt  time.Time
+	// lostTx: the backend died while the client was idle in a transaction; its next request
+	// gets an error instead of silently running outside that transaction.
+	lostTx atomic.Bool
 	// skipAfterServerLoss asks the client loop to skip to the next Sync (set by the relay).
 	skipAfterServerLoss atomic.Bool
 
@@ -90,6 +93,11 @@ func (s *session) run() error {
 
 var errTerminate = errors.New("client sent Terminate")
 
+// takeLostTx reports and clears the lost-transaction mark.
+func (s *session) takeLostTx() bool {
+	return s.lostTx.Load() && s.lostTx.Swap(false)
+}
+
 func (s *session) clientReadError(err error) error {
 	var tooLarge *wire.TooLargeError
 	switch {
@@ -112,6 +120,10 @@ func (s *session) handle(f wire.Frame) error {
 	typ := f.Type()
 	if s.skipAfterServerLoss.Load() && s.skipAfterServerLoss.Swap(false) {
 		s.skipUntilSync = true
+	}
+	if typ != wire.Sync && typ != wire.Terminate && typ != wire.Flush && s.takeLostTx() {
+		s.localError(lostServerError(), typ == wire.Query || typ == wire.FuncCall)
+		return nil
 	}
 	if s.skipUntilSync && typ != wire.Sync && typ != wire.Terminate {
 		return nil // the backend would discard these after an error, so does the proxy
@@ -158,14 +170,20 @@ func (s *session) handleQuery(f wire.Frame) error {
 			s.localError(ce, true)
 			return nil
 		}
-		if eff.Flags == router.EffectDeallocate {
-			s.deallocate(eff)
+		if eff.Flags == router.EffectDeallocate && s.deallocate(eff) {
 			s.reply(commandCompleteFrame(deallocateTag(eff)))
 			s.reply(nil)
 			return nil
 		}
 	}
-	return s.forward(f, pending{kind: pendQuery, effects: eff, start: time.Now()})
+	sc, err := s.begin()
+	if err != nil {
+		return s.attachFailed(err, true)
+	}
+	sc.UnnamedOwner = nil // a simple query drops the backend's unnamed statement
+	s.queue.push(pending{kind: pendQuery, effects: eff, start: time.Now()})
+	s.mu.Unlock()
+	return s.write(sc, f)
 }
 
 // refuse returns the error for a statement the pool mode cannot run, or nil.
@@ -181,14 +199,21 @@ func (s *session) refuse(eff *router.SessionEffects) *clientError {
 	return nil
 }
 
-func (s *session) deallocate(eff *router.SessionEffects) {
+// deallocate answers DEALLOCATE for statements the proxy prepared on the client's behalf and
+// reports whether it did. Names it does not know (SQL-level PREPARE on a pinned session, or no
+// such statement) go to the backend, which answers as Postgres would.
+func (s *session) deallocate(eff *router.SessionEffects) bool {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if eff.DeallocateAll {
 		clear(s.statements)
-	} else {
-		delete(s.statements, eff.Deallocate)
+		return s.pinReason == ""
 	}
-	s.mu.Unlock()
+	if _, ok := s.statements[eff.Deallocate]; !ok {
+		return false
+	}
+	delete(s.statements, eff.Deallocate)
+	return true
 }
 
 func deallocateTag(eff *router.SessionEffects) string {
@@ -692,8 +717,9 @@ func (s *session) clientLeft() {
 	if s.copyIn {
 		s.writing = true
 		s.mu.Unlock()
-		msg := []byte{wire.CopyFail, 0, 0, 0, 4 + 16}
-		msg = append(msg, "client went away"...)
+		const reason = "client went away"
+		msg := wire.AppendHeader(nil, wire.CopyFail, len(reason)+1)
+		msg = append(msg, reason...)
 		msg = append(msg, 0)
 		_ = s.write(sc, msg)
 		_ = sc.W.Flush()
@@ -710,5 +736,15 @@ func (s *session) clientLeft() {
 		_ = sc.SetDeadline(time.Now()) // wake the relay so it cleans up
 	}
 	s.mu.Unlock()
-	<-done
+	select {
+	case <-done:
+	case <-time.After(clientLeftBudget):
+		s.log.Warn("server connection did not settle after the client left; closing it")
+		sc.MarkBroken()
+		_ = sc.SetDeadline(time.Now())
+		<-done
+	}
 }
+
+// clientLeftBudget bounds how long a backend the client abandoned may take to settle.
+const clientLeftBudget = 15 * time.Second

@@ -65,10 +65,13 @@ const (
 	EffectPin
 	// EffectDeallocate: DEALLOCATE name or DEALLOCATE ALL; see Deallocate and DeallocateAll.
 	EffectDeallocate
+	// EffectDiscardAll: DISCARD ALL, which besides resetting settings and advisory locks
+	// drops every prepared statement of the connection (RESET ALL does not).
+	EffectDiscardAll
 )
 
 var effectNames = [...]string{"Begin", "Commit", "Rollback", "Session", "Listen", "Advisory",
-	"UnlockAll", "Pin", "Deallocate"}
+	"UnlockAll", "Pin", "Deallocate", "DiscardAll"}
 
 // String returns the flag names joined by '|' ("Begin|Session"), or "0" for none.
 func (f EffectFlags) String() string {
@@ -295,7 +298,7 @@ func (a *analyzer) statement() {
 		case eqFold(first, "discard"):
 			if a.kw("all") {
 				a.out.Changes = append(a.out.Changes, SettingChange{Kind: ChangeResetAll, ResetSQL: "RESET ALL"})
-				a.out.Flags |= EffectUnlockAll
+				a.out.Flags |= EffectUnlockAll | EffectDiscardAll
 			}
 		case eqFold(first, "begin"):
 			a.out.Flags |= EffectBegin
