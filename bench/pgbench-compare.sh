@@ -118,8 +118,10 @@ END {
 		cs = (cfg SUBSEP "shardwire") in cpu ? sprintf("%.1f", median(cpu[cfg SUBSEP "shardwire"])) : (s == "fails" ? "fails" : "-")
 		fails = ""
 		for (t in nfail) { split(t, u, SUBSEP); if (u[1] == cfg) fails = fails " " u[2] ":" nfail[t] "/" '"$REPS"' }
-		printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |%s\n", c[1], c[2], d, b, s, rd, rb, cb, cs, (fails != "" ? " failed runs:" fails : "")
+		printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", c[1], c[2], d, b, s, rd, rb, cb, cs
+		if (fails != "") notes = notes sprintf("\n%s %s clients, failed runs:%s", c[1], c[2], fails)
 	}
+	if (notes != "") print notes
 }' "$RUNS"
 echo
 echo "pgbouncer: $("$PGBOUNCER" --version | head -1); shardwire: $SHARDWIRE_DESC; pgbench: $(pgbench --version)"

@@ -381,10 +381,11 @@ func runSimple(sc *pool.Conn, sql string, budget time.Duration) error {
 		return fmt.Errorf("send %q: %w", sql, err)
 	}
 	var failed error
+	start := time.Now()
 	for {
 		f, err := sc.R.Next()
 		if err != nil {
-			return fmt.Errorf("run %q: %w", sql, err)
+			return fmt.Errorf("run %q (after %s): %w", sql, time.Since(start).Round(time.Millisecond), err)
 		}
 		switch f.Type() {
 		case wire.ErrorResponse:

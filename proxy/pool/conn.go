@@ -120,6 +120,12 @@ func dial(ctx context.Context, cfg *Config) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", cfg.Addr, err)
 	}
+	// pgconn may still have its background reader on the socket; it must be stopped with the
+	// read buffer empty before the proxy takes the raw connection, or it steals replies.
+	if err := pc.SyncConn(ctx); err != nil {
+		pc.Close(ctx)
+		return nil, fmt.Errorf("sync connection to %s: %w", cfg.Addr, err)
+	}
 	hj, err := pc.Hijack()
 	if err != nil {
 		pc.Close(ctx)
