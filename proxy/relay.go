@@ -197,7 +197,10 @@ func (s *session) readyForQuery(sc *pool.Conn, f wire.Frame) bool {
 			s.noteEffects(req.effects)
 		}
 	}
-	s.settleSettings(status)
+	s.settleSettings(sc, status)
+	if s.fixSettingsLocked(sc) {
+		f = readyForQueryFrame(status) // f pointed into the read buffer the fixup reused
+	}
 	s.writeClient(f)
 	for {
 		// Replies the proxy makes that were queued behind this one go out now: nothing else
@@ -242,26 +245,49 @@ func (s *session) readyForQuery(sc *pool.Conn, f wire.Frame) bool {
 
 // settleSettings applies the batch's setting changes: committed outside a transaction, staged
 // inside one, dropped when the batch or the transaction failed.
-func (s *session) settleSettings(status byte) {
+func (s *session) settleSettings(sc *pool.Conn, status byte) {
 	if len(s.batch) > 0 && !s.batchFailed {
 		base := s.txSettings
 		if base == nil {
 			base = s.settings
 		}
-		s.txSettings = base.with(s.batch)
+		var resets bool
+		s.txSettings, resets = base.with(s.batch, s.startup)
+		s.txResets = s.txResets || resets
 	}
 	s.batch = s.batch[:0]
 	s.batchFailed = false
-	if status == 'I' {
-		if s.txSettings != nil && s.txEndTag != "ROLLBACK" {
-			s.settings = s.txSettings
-			if s.server != nil {
-				s.server.Settings = s.settings
-			}
-		}
-		s.txSettings = nil
-		s.txEndTag = ""
+	if status != 'I' {
+		return
 	}
+	if s.txSettings != nil && s.txEndTag != "ROLLBACK" {
+		s.settings = s.txSettings
+		sc.Settings = s.settings
+		if s.txResets {
+			sc.Settings = unknownSettings // the backend reset to its own defaults, not the client's
+		}
+	}
+	s.txSettings, s.txResets = nil, false
+	s.txEndTag = ""
+}
+
+// fixSettingsLocked re-applies the client's settings on the attached backend when a RESET
+// left it at the backend's defaults. It runs before the client sees ReadyForQuery, while
+// nothing else is in flight on the backend.
+func (s *session) fixSettingsLocked(sc *pool.Conn) (ran bool) {
+	have, _ := sc.Settings.(*settings)
+	if have == nil || !have.unknown || s.queue.len() > 0 || s.writing {
+		return false
+	}
+	// The client saw the backend report its defaults; it sees its own values again.
+	forwardStatus := func(f wire.Frame) { s.writeClient(f) }
+	if err := runSimple(sc, transitionSQL(have, s.settings), 10*time.Second, forwardStatus); err != nil {
+		s.log.Warn("could not restore session settings after RESET", zap.Error(err))
+		sc.MarkBroken()
+		return true
+	}
+	sc.Settings = s.settings
+	return true
 }
 
 // releasableLocked reports whether the backend may go back to the pool now.
@@ -294,7 +320,7 @@ func (s *session) serverReadFailed(sc *pool.Conn, err error) {
 	s.server = nil
 	s.copyIn = false
 	s.advisory, s.pinReason = 0, ""
-	s.txSettings, s.batch, s.txEndTag = nil, s.batch[:0], ""
+	s.txSettings, s.txResets, s.batch, s.txEndTag = nil, false, s.batch[:0], ""
 	var tail pending
 	waiting := s.queue.len() > 0
 	if p := s.queue.last(); p != nil {
@@ -348,11 +374,11 @@ func (s *session) cleanupAfterClient(sc *pool.Conn) {
 	s.mu.Unlock()
 	var err error
 	if status != 'I' {
-		err = runSimple(sc, "ROLLBACK", cleanupBudget)
+		err = runSimple(sc, "ROLLBACK", cleanupBudget, nil)
 	}
 	if err == nil && (mode == config.PoolModeSession || pinned) {
 		if q := s.srv.config().Pool.ServerResetQuery; q != "" {
-			err = runSimple(sc, q, cleanupBudget)
+			err = runSimple(sc, q, cleanupBudget, nil)
 			sc.Prepared().Clear()
 			sc.UnnamedOwner = nil
 			sc.Settings = emptySettings
@@ -366,8 +392,9 @@ func (s *session) cleanupAfterClient(sc *pool.Conn) {
 }
 
 // runSimple runs sql as a simple query on a backend the caller owns and no relay reads, and
-// reads to ReadyForQuery. Replies are dropped; an ErrorResponse becomes the error.
-func runSimple(sc *pool.Conn, sql string, budget time.Duration) error {
+// reads to ReadyForQuery. Replies are dropped except ParameterStatus, given to onStatus when
+// not nil; an ErrorResponse becomes the error.
+func runSimple(sc *pool.Conn, sql string, budget time.Duration, onStatus func(wire.Frame)) error {
 	sc.UnnamedOwner = nil // a simple query drops the backend's unnamed statement
 	_ = sc.SetDeadline(time.Now().Add(budget))
 	defer sc.SetDeadline(time.Time{})
@@ -388,6 +415,10 @@ func runSimple(sc *pool.Conn, sql string, budget time.Duration) error {
 			return fmt.Errorf("run %q (after %s): %w", sql, time.Since(start).Round(time.Millisecond), err)
 		}
 		switch f.Type() {
+		case wire.ParameterStatus:
+			if onStatus != nil {
+				onStatus(f)
+			}
 		case wire.ErrorResponse:
 			failed = fmt.Errorf("run %q: server error %s", sql, errorCode(f.Body()))
 		case wire.ReadyForQuery:

@@ -55,8 +55,10 @@ type session struct {
 	copyIn      bool
 	cancelling  int
 	statements  map[string]*statement // client statement name → shared statement
+	startup     *settings             // settings from the startup packet (what RESET returns to)
 	settings    *settings             // committed session settings
 	txSettings  *settings             // settings staged in the open transaction, nil if none
+	txResets    bool                  // the staged changes RESET a startup parameter
 	batch       []router.SettingChange
 	batchFailed bool
 	txEndTag    string // "COMMIT" or "ROLLBACK" seen since the last ReadyForQuery
@@ -580,7 +582,7 @@ func (s *session) attach() (*pool.Conn, error) {
 		have = emptySettings
 	}
 	if sql := transitionSQL(have, want); sql != "" {
-		if err := runSimple(sc, sql, 10*time.Second); err != nil {
+		if err := runSimple(sc, sql, 10*time.Second, nil); err != nil {
 			s.pool.pool.Discard(sc)
 			return nil, newClientError(codeConnectionFailure, "could not restore session settings on a server connection").withCause(err)
 		}

@@ -226,6 +226,7 @@ func (s *Server) login(ctx context.Context, nc net.Conn, in *wire.Reader, out *b
 			withHint("the backend is unreachable or refused the proxy's login; retry later").withCause(err))
 	}
 
+	startupSettings, _ := emptySettings.with(changes, emptySettings)
 	sess := &session{
 		srv:        s,
 		ctx:        ctx,
@@ -237,7 +238,8 @@ func (s *Server) login(ctx context.Context, nc net.Conn, in *wire.Reader, out *b
 		mode:       cfg.ModeFor(db, user),
 		pool:       entry,
 		statements: make(map[string]*statement),
-		settings:   emptySettings.with(changes),
+		startup:    startupSettings,
+		settings:   startupSettings,
 		txStatus:   'I',
 	}
 	sess.writingDone = sync.NewCond(&sess.mu)
