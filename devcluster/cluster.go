@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -102,6 +104,9 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	pgOpts := pgtest.Options{Groups: opts.Groups, Replicas: opts.Replicas, Logf: opts.Logf}
 	if opts.Dir != "" {
 		pgOpts.Dir = filepath.Join(opts.Dir, "pg")
+		if err := clearStaleData(pgOpts.Dir); err != nil {
+			return nil, fmt.Errorf("devcluster: %w", err)
+		}
 	}
 	pg, err := pgtest.Start(ctx, pgOpts)
 	if err != nil {
@@ -308,6 +313,27 @@ func (c *Cluster) WriteInfo(path string) error {
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("write cluster file: %w", err)
+	}
+	return nil
+}
+
+// clearStaleData removes the Postgres data a previous, stopped dev cluster left in dir, and
+// refuses when a server still runs from it. The dev cluster's data is not meant to outlive it.
+func clearStaleData(dir string) error {
+	pids, _ := filepath.Glob(filepath.Join(dir, "*", "postmaster.pid"))
+	for _, f := range pids {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		first, _, _ := strings.Cut(string(b), "\n")
+		pid, err := strconv.Atoi(strings.TrimSpace(first))
+		if err == nil && pid > 0 && syscall.Kill(pid, 0) == nil {
+			return fmt.Errorf("a Postgres server (pid %d) still runs from %s: stop the other dev cluster first", pid, filepath.Dir(f))
+		}
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove stale data in %s: %w", dir, err)
 	}
 	return nil
 }
