@@ -179,6 +179,47 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 	assertNoLeak(t, p)
+	// Every refusal was counted by its SQLSTATE.
+	for _, code := range []string{codeProtocolViolation, codeProgramLimit, codeInvalidPassword, codeInvalidCatalogName, codeFeatureNotSupp} {
+		if n := counterValue(t, p, "shardwire_errors_total", map[string]string{"sqlstate": code, "source": "proxy"}); n < 1 {
+			t.Errorf("shardwire_errors_total{sqlstate=%q} = %v, want > 0", code, n)
+		}
+	}
+	if n := counterValue(t, p, "shardwire_client_logins_total", map[string]string{"result": "auth_failed"}); n != 2 {
+		t.Errorf("auth failures counted %v, want 2", n)
+	}
+	if n := counterValue(t, p, "shardwire_client_received_bytes_total", nil); n <= 0 {
+		t.Errorf("received bytes not counted")
+	}
+}
+
+// counterValue returns the sum of a metric's samples whose labels include want.
+func counterValue(t *testing.T, p *testProxy, name string, want map[string]string) float64 {
+	t.Helper()
+	mfs, err := p.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			for k, v := range want {
+				if labels[k] != v {
+					continue next
+				}
+			}
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return sum
 }
 
 // assertNoLeak waits until no server connection is checked out.

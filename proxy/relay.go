@@ -218,6 +218,7 @@ func (s *session) readyForQuery(sc *pool.Conn, f wire.Frame) bool {
 	if sc.R.Buffered() == 0 || s.queue.len() == 0 {
 		_ = s.out.Flush()
 	}
+	s.publishBytesOutLocked()
 	s.wmu.Unlock()
 	if !req.start.IsZero() {
 		s.srv.metrics.queryDuration.Observe(time.Since(req.start).Seconds())

@@ -38,6 +38,7 @@ type session struct {
 	pool *poolEntry
 
 	// Client loop only.
+	bytesIn       uint64 // received since last published to metrics
 	unnamed       *unnamedStatement
 	unnamedGen    uint64
 	portals       map[string]*router.SessionEffects
@@ -71,8 +72,9 @@ type session struct {
 	// skipAfterServerLoss asks the client loop to skip to the next Sync (set by the relay).
 	skipAfterServerLoss atomic.Bool
 
-	wmu sync.Mutex
-	out *bufio.Writer // to the client
+	wmu      sync.Mutex
+	out      *bufio.Writer // to the client
+	bytesOut uint64        // sent since last published to metrics (wmu)
 }
 
 // run is the client loop. It returns when the client leaves or must be disconnected.
@@ -83,7 +85,7 @@ func (s *session) run() error {
 		if err != nil {
 			return s.clientReadError(err)
 		}
-		s.srv.metrics.clientBytesIn.Add(float64(len(f)))
+		s.bytesIn += uint64(len(f))
 		if err := s.handle(f); err != nil {
 			if errors.Is(err, errTerminate) {
 				return nil
@@ -160,6 +162,7 @@ func (s *session) handle(f wire.Frame) error {
 }
 
 func (s *session) handleQuery(f wire.Frame) error {
+	s.publishBytesIn()
 	body := f.Body()
 	if len(body) == 0 || body[len(body)-1] != 0 {
 		ce := fatalError(codeProtocolViolation, "malformed Query message")
@@ -459,6 +462,7 @@ func (s *session) handleClose(f wire.Frame) error {
 
 func (s *session) handleSync(f wire.Frame) error {
 	s.skipUntilSync = false
+	s.publishBytesIn()
 	s.mu.Lock()
 	if s.server == nil {
 		s.mu.Unlock()
@@ -682,10 +686,27 @@ func (s *session) emitSynthHeadLockedW() int {
 	return n
 }
 
+// publishBytesIn adds the bytes received since the last call to the node's counter: once per
+// request rather than once per message, which would contend across cores.
+func (s *session) publishBytesIn() {
+	if s.bytesIn > 0 {
+		s.srv.metrics.clientBytesIn.Add(float64(s.bytesIn))
+		s.bytesIn = 0
+	}
+}
+
+// publishBytesOutLocked does the same for bytes sent; s.wmu is held.
+func (s *session) publishBytesOutLocked() {
+	if s.bytesOut > 0 {
+		s.srv.metrics.clientBytesOut.Add(float64(s.bytesOut))
+		s.bytesOut = 0
+	}
+}
+
 // writeClient writes to the client; s.wmu is held. Errors surface on the client loop's read.
 func (s *session) writeClient(frame []byte) {
 	_, _ = s.out.Write(frame)
-	s.srv.metrics.clientBytesOut.Add(float64(len(frame)))
+	s.bytesOut += uint64(len(frame))
 }
 
 func (s *session) protocolViolation(msg string) error {
@@ -708,6 +729,10 @@ func (s *session) sendFatal(ce *clientError) {
 // clientLeft runs when the client loop ends: an attached backend is cleaned up by its relay
 // (copy aborted, running query cancelled, transaction rolled back) and returned to the pool.
 func (s *session) clientLeft() {
+	s.publishBytesIn()
+	s.wmu.Lock()
+	s.publishBytesOutLocked()
+	s.wmu.Unlock()
 	s.mu.Lock()
 	s.clientGone = true
 	sc, done := s.server, s.relayDone
