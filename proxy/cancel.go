@@ -95,11 +95,11 @@ func (s *Server) handleCancel(pid uint32, secret []byte) {
 	sess.mu.Unlock()
 	if err != nil {
 		s.metrics.cancels.WithLabelValues("failed").Inc()
-		sess.log.Warn("forwarding cancel request failed", zap.Error(err))
+		sess.logger().Warn("forwarding cancel request failed", zap.Error(err))
 		return
 	}
 	s.metrics.cancels.WithLabelValues("forwarded").Inc()
-	sess.log.Debug("query cancelled", zap.Uint32("server_pid", sc.PID()))
+	sess.logger().Debug("query cancelled", zap.Uint32("server_pid", sc.PID()))
 }
 
 var _ = binary.BigEndian

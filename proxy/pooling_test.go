@@ -261,3 +261,16 @@ func writeSelfSigned(t *testing.T, dir string) (string, string) {
 	}
 	return certFile, keyFile
 }
+
+// TestIgnoresLibpqEnvironment: PGHOST, PGSSLMODE and friends in the proxy's environment do not
+// change how it connects to its backends.
+func TestIgnoresLibpqEnvironment(t *testing.T) {
+	t.Setenv("PGHOST", "127.0.0.1")
+	t.Setenv("PGPORT", "1")
+	t.Setenv("PGSSLMODE", "require")
+	p := startProxy(t, nil)
+	c := connect(t, p.dsn(""))
+	if got := mustQueryInt(t, c, "select count(*) from pg_sleep(0.01)"); got != 1 {
+		t.Fatal("query through the proxy failed")
+	}
+}

@@ -107,7 +107,7 @@ func (s *session) handleServerFrame(sc *pool.Conn, f wire.Frame) bool {
 func (s *session) popExpected(k pendingKind) pending {
 	p := s.queue.peek()
 	if p == nil || p.kind != k {
-		s.log.Warn("unexpected reply order from server", zap.Uint8("want", uint8(k)))
+		s.logger().Warn("unexpected reply order from server", zap.Uint8("want", uint8(k)))
 		return pending{}
 	}
 	return s.queue.pop()
@@ -146,7 +146,7 @@ func (s *session) noteEffects(e *router.SessionEffects) {
 	}
 	if e.Flags&router.EffectPin != 0 && s.pinReason == "" {
 		s.pinReason = e.PinReason
-		s.log.Info("client pinned to its server connection", zap.String("reason", e.PinReason))
+		s.logger().Info("client pinned to its server connection", zap.String("reason", e.PinReason))
 	}
 	if e.Flags&router.EffectDiscardAll != 0 && s.server != nil {
 		// DISCARD ALL also drops the backend's prepared statements, the client's included.
@@ -283,7 +283,7 @@ func (s *session) fixSettingsLocked(sc *pool.Conn) (ran bool) {
 	// The client saw the backend report its defaults; it sees its own values again.
 	forwardStatus := func(f wire.Frame) { s.writeClient(f) }
 	if err := runSimple(sc, transitionSQL(have, s.settings), 10*time.Second, forwardStatus); err != nil {
-		s.log.Warn("could not restore session settings after RESET", zap.Error(err))
+		s.logger().Warn("could not restore session settings after RESET", zap.Error(err))
 		sc.MarkBroken()
 		return true
 	}
@@ -336,7 +336,7 @@ func (s *session) serverReadFailed(sc *pool.Conn, err error) {
 	inTx := s.txStatus == 'T' || s.txStatus == 'E'
 	s.txStatus = 'I'
 	if !gone {
-		s.log.Warn("server connection lost", zap.String("server", sc.Addr()), zap.Uint32("server_pid", sc.PID()), zap.Error(err))
+		s.logger().Warn("server connection lost", zap.String("server", sc.Addr()), zap.Uint32("server_pid", sc.PID()), zap.Error(err))
 		s.wmu.Lock()
 		switch {
 		case !waiting && inTx:
@@ -386,7 +386,7 @@ func (s *session) cleanupAfterClient(sc *pool.Conn) {
 		}
 	}
 	if err != nil {
-		s.log.Info("closing server connection the client left dirty", zap.Error(err))
+		s.logger().Info("closing server connection the client left dirty", zap.Error(err))
 		sc.MarkBroken()
 	}
 	s.pool.release(sc)

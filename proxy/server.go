@@ -18,6 +18,7 @@ import (
 	"github.com/shardwire/shardwire/config"
 	"github.com/shardwire/shardwire/proxy/auth"
 	"github.com/shardwire/shardwire/proxy/pool"
+	"github.com/shardwire/shardwire/proxy/wire"
 )
 
 // Server is one proxy node's client-facing side.
@@ -31,6 +32,9 @@ type Server struct {
 	statements *statementRegistry
 	cancels    *cancelRegistry
 	nodeTag    uint32
+
+	readBuffers  *wire.BufferPool
+	writeBuffers *wire.BufferPool
 
 	clients atomic.Int64
 
@@ -84,6 +88,9 @@ func New(cfg config.Config, log *zap.Logger, reg prometheus.Registerer) (*Server
 		pools:      make(map[poolKey]*poolEntry),
 		sessions:   make(map[*session]struct{}),
 		decoyKey:   make([]byte, 32),
+
+		readBuffers:  wire.NewBufferPool(clientReadBuffer),
+		writeBuffers: wire.NewBufferPool(clientWriteBuffer),
 	}
 	_, _ = rand.Read(s.decoyKey)
 	h := fnv.New32a()

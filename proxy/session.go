@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -26,16 +25,21 @@ import (
 // to the attached backend, and the relay (relay.go), which reads the backend and writes to the
 // client. Lock order: mu, then wmu. Fields are owned as their comments say.
 type session struct {
-	srv  *Server
-	log  *zap.Logger
-	ctx  context.Context
-	conn net.Conn
-	in   *wire.Reader // client loop only
-	key  backendKey
-	user string
-	db   config.Database
-	mode config.PoolMode
-	pool *poolEntry
+	srv *Server
+	log *zap.Logger // the node's; logger() adds the session's fields
+	// logFields are added to log on first use: most sessions never log, and a logger with
+	// fields costs more memory than an idle client is allowed.
+	logFields  []zap.Field
+	logOnce    sync.Once
+	sessionLog *zap.Logger
+	ctx        context.Context
+	conn       net.Conn
+	in         *wire.Reader // client loop only
+	key        backendKey
+	user       string
+	db         config.Database
+	mode       config.PoolMode
+	pool       *poolEntry
 
 	// Client loop only.
 	bytesIn       uint64 // received since last published to metrics
@@ -73,8 +77,8 @@ type session struct {
 	skipAfterServerLoss atomic.Bool
 
 	wmu      sync.Mutex
-	out      *bufio.Writer // to the client
-	bytesOut uint64        // sent since last published to metrics (wmu)
+	out      *wire.Writer // to the client
+	bytesOut uint64       // sent since last published to metrics (wmu)
 }
 
 // run is the client loop. It returns when the client leaves or must be disconnected.
@@ -96,6 +100,12 @@ func (s *session) run() error {
 }
 
 var errTerminate = errors.New("client sent Terminate")
+
+// logger returns the session's logger, built on first use.
+func (s *session) logger() *zap.Logger {
+	s.logOnce.Do(func() { s.sessionLog = s.log.With(s.logFields...) })
+	return s.sessionLog
+}
 
 // takeLostTx reports and clears the lost-transaction mark.
 func (s *session) takeLostTx() bool {
@@ -551,13 +561,41 @@ func (s *session) endWrite(sc *pool.Conn) error {
 
 // serverWriteFailed closes the backend's socket so the relay sees the failure and reports it.
 func (s *session) serverWriteFailed(sc *pool.Conn, err error) {
-	s.log.Debug("write to server failed", zap.Error(err))
+	s.logger().Debug("write to server failed", zap.Error(err))
 	sc.MarkBroken()
 	_ = sc.SetDeadline(time.Now())
 }
 
 // attach checks a backend out of the pool and applies the session's settings to it.
 func (s *session) attach() (*pool.Conn, error) {
+	sc := s.pool.pool.TryAcquire() // the common case: an idle backend, no waiting
+	if sc == nil {
+		var err error
+		if sc, err = s.waitForServer(); err != nil {
+			return nil, err
+		}
+	} else {
+		s.srv.metrics.waitSeconds.Observe(0)
+	}
+	s.mu.Lock()
+	want := s.settings
+	s.mu.Unlock()
+	have, _ := sc.Settings.(*settings)
+	if have == nil {
+		have = emptySettings
+	}
+	if sql := transitionSQL(have, want); sql != "" {
+		if err := runSimple(sc, sql, 10*time.Second, nil); err != nil {
+			s.pool.pool.Discard(sc)
+			return nil, newClientError(codeConnectionFailure, "could not restore session settings on a server connection").withCause(err)
+		}
+		sc.Settings = want
+	}
+	return sc, nil
+}
+
+// waitForServer waits up to query_wait_timeout for a backend, opening one if the pool may.
+func (s *session) waitForServer() (*pool.Conn, error) {
 	cfg := s.srv.config()
 	ctx, cancel := context.WithTimeout(s.ctx, cfg.Pool.QueryWaitTimeout.D())
 	defer cancel()
@@ -578,20 +616,6 @@ func (s *session) attach() (*pool.Conn, error) {
 		return nil, newClientError(codeCannotConnect, "cannot connect to the database server").
 			withHint("the backend is unreachable or refused the proxy's login; retry later").withCause(err)
 	}
-	s.mu.Lock()
-	want := s.settings
-	s.mu.Unlock()
-	have, _ := sc.Settings.(*settings)
-	if have == nil {
-		have = emptySettings
-	}
-	if sql := transitionSQL(have, want); sql != "" {
-		if err := runSimple(sc, sql, 10*time.Second, nil); err != nil {
-			s.pool.pool.Discard(sc)
-			return nil, newClientError(codeConnectionFailure, "could not restore session settings on a server connection").withCause(err)
-		}
-		sc.Settings = want
-	}
 	return sc, nil
 }
 
@@ -599,7 +623,7 @@ func (s *session) attach() (*pool.Conn, error) {
 // query, or skipping to the next Sync for the extended protocol.
 func (s *session) attachFailed(err error, simple bool) error {
 	ce := asClientError(err)
-	s.log.Warn("no server connection for client", zap.Error(err))
+	s.logger().Warn("no server connection for client", zap.Error(err))
 	if ce.fatal {
 		s.sendFatal(ce)
 		return ce
@@ -718,7 +742,7 @@ func (s *session) protocolViolation(msg string) error {
 // sendFatal writes a FATAL error; the caller closes the connection.
 func (s *session) sendFatal(ce *clientError) {
 	s.srv.metrics.errors.WithLabelValues(ce.code, "proxy").Inc()
-	s.log.Info("closing client connection", zap.String("sqlstate", ce.code), zap.Error(ce))
+	s.logger().Info("closing client connection", zap.String("sqlstate", ce.code), zap.Error(ce))
 	ce.fatal = true
 	s.wmu.Lock()
 	s.writeClient(appendErrorResponse(nil, ce))
@@ -766,7 +790,7 @@ func (s *session) clientLeft() {
 	select {
 	case <-done:
 	case <-time.After(clientLeftBudget):
-		s.log.Warn("server connection did not settle after the client left; closing it")
+		s.logger().Warn("server connection did not settle after the client left; closing it")
 		sc.MarkBroken()
 		_ = sc.SetDeadline(time.Now())
 		<-done

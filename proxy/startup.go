@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/binary"
@@ -31,6 +30,8 @@ const (
 	maxStartupPacket  = 10000
 )
 
+// Client buffer sizes. Buffers come from node-wide pools and are held only while a client has
+// data in flight, so an idle client holds none.
 const (
 	clientReadBuffer  = 8 << 10
 	clientWriteBuffer = 16 << 10
@@ -41,8 +42,8 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 	defer nc.Close()
 	cfg := s.config()
 	_ = nc.SetDeadline(time.Now().Add(cfg.ClientLoginTimeout.D()))
-	in := wire.NewReader(nc, clientReadBuffer, cfg.MaxMessageSize)
-	out := bufio.NewWriterSize(nc, clientWriteBuffer)
+	in := wire.NewPooledReader(nc, s.readBuffers, cfg.MaxMessageSize)
+	out := wire.NewWriter(nc, s.writeBuffers)
 	startup, nc, in, out, err := s.negotiate(nc, in, out)
 	if err != nil {
 		if !errors.Is(err, errHandled) {
@@ -71,7 +72,7 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 	s.track(sess, false)
 	s.metrics.clientsActive.Dec()
 	if err != nil {
-		sess.log.Info("client session ended", zap.Error(err))
+		sess.logger().Info("client session ended", zap.Error(err))
 	}
 }
 
@@ -80,7 +81,7 @@ var errHandled = errors.New("handled")
 
 // negotiate reads startup packets until a StartupMessage: it answers SSLRequest (upgrading to
 // TLS when configured) and GSSENCRequest, and serves CancelRequest.
-func (s *Server) negotiate(nc net.Conn, in *wire.Reader, out *bufio.Writer) (*pgproto3.StartupMessage, net.Conn, *wire.Reader, *bufio.Writer, error) {
+func (s *Server) negotiate(nc net.Conn, in *wire.Reader, out *wire.Writer) (*pgproto3.StartupMessage, net.Conn, *wire.Reader, *wire.Writer, error) {
 	tlsDone := false
 	for {
 		payload, err := in.ReadStartup(maxStartupPacket)
@@ -108,8 +109,8 @@ func (s *Server) negotiate(nc net.Conn, in *wire.Reader, out *bufio.Writer) (*pg
 			}
 			nc, tlsDone = tc, true
 			cfg := s.config()
-			in = wire.NewReader(nc, clientReadBuffer, cfg.MaxMessageSize)
-			out = bufio.NewWriterSize(nc, clientWriteBuffer)
+			in = wire.NewPooledReader(nc, s.readBuffers, cfg.MaxMessageSize)
+			out = wire.NewWriter(nc, s.writeBuffers)
 		case code == gssEncRequestCode && len(payload) == 4:
 			if _, err := nc.Write([]byte{'N'}); err != nil {
 				return nil, nc, in, out, err
@@ -159,19 +160,19 @@ func decodeStartupParams(msg *pgproto3.StartupMessage, b []byte) error {
 	return nil
 }
 
-func (s *Server) startupError(out *bufio.Writer, ce *clientError) error {
+func (s *Server) startupError(out *wire.Writer, ce *clientError) error {
 	s.rejectLogin(out, ce)
 	return errHandled
 }
 
-func (s *Server) rejectLogin(out *bufio.Writer, ce *clientError) {
+func (s *Server) rejectLogin(out *wire.Writer, ce *clientError) {
 	s.metrics.errors.WithLabelValues(ce.code, "proxy").Inc()
 	_, _ = out.Write(appendErrorResponse(nil, ce))
 	_ = out.Flush()
 }
 
 // login authenticates the client, checks its database, greets it and returns its session.
-func (s *Server) login(ctx context.Context, nc net.Conn, in *wire.Reader, out *bufio.Writer, startup *pgproto3.StartupMessage) (*session, error) {
+func (s *Server) login(ctx context.Context, nc net.Conn, in *wire.Reader, out *wire.Writer, startup *pgproto3.StartupMessage) (*session, error) {
 	cfg := s.config()
 	params := startup.Parameters
 	userName := params["user"]
@@ -244,8 +245,9 @@ func (s *Server) login(ctx context.Context, nc net.Conn, in *wire.Reader, out *b
 	}
 	sess.writingDone = sync.NewCond(&sess.mu)
 	sess.key = s.cancels.newKey(s.nodeTag)
-	sess.log = s.log.With(zap.String("user", userName), zap.String("database", dbName),
-		zap.Stringer("client", nc.RemoteAddr()), zap.Uint32("client_pid", sess.key.pid))
+	sess.log = s.log
+	sess.logFields = []zap.Field{zap.String("user", userName), zap.String("database", dbName),
+		zap.Stringer("client", nc.RemoteAddr()), zap.Uint32("client_pid", sess.key.pid)}
 
 	buf, _ := (&pgproto3.AuthenticationOk{}).Encode(nil)
 	for k, v := range greetingParams(welcome, params) {
@@ -260,11 +262,11 @@ func (s *Server) login(ctx context.Context, nc net.Conn, in *wire.Reader, out *b
 		return nil, err
 	}
 	s.metrics.logins.WithLabelValues("ok").Inc()
-	sess.log.Debug("client logged in", zap.String("pool_mode", string(sess.mode)))
+	sess.logger().Debug("client logged in", zap.String("pool_mode", string(sess.mode)))
 	return sess, nil
 }
 
-func (s *Server) refuseLogin(out *bufio.Writer, result string, ce *clientError) error {
+func (s *Server) refuseLogin(out *wire.Writer, result string, ce *clientError) error {
 	s.metrics.logins.WithLabelValues(result).Inc()
 	s.rejectLogin(out, ce)
 	return ce
@@ -272,7 +274,7 @@ func (s *Server) refuseLogin(out *bufio.Writer, result string, ce *clientError) 
 
 // authenticate runs the password exchange. Unknown users go through the same exchange with a
 // decoy credential and fail at the proof, like a wrong password.
-func (s *Server) authenticate(nc net.Conn, in *wire.Reader, out *bufio.Writer, user string) error {
+func (s *Server) authenticate(nc net.Conn, in *wire.Reader, out *wire.Writer, user string) error {
 	cfg := s.config()
 	cred := (*s.creds.Load())[user]
 	if cred == nil {

@@ -87,10 +87,13 @@ func New(cfg Config, log *zap.Logger) (*Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pool endpoint %q: %w", cfg.Addr, err)
 	}
-	cc, err := pgconn.ParseConfig("sslmode=prefer")
+	// Every connection parameter is set here: nothing may come from the libpq environment
+	// (PGHOST, PGSSLMODE, ...) of the proxy's process.
+	cc, err := pgconn.ParseConfig("sslmode=disable")
 	if err != nil {
 		return nil, fmt.Errorf("pool config: %w", err)
 	}
+	cc.TLSConfig = nil
 	p, err := strconv.ParseUint(port, 10, 16)
 	if err != nil {
 		return nil, fmt.Errorf("pool endpoint %q: bad port: %w", cfg.Addr, err)
@@ -113,6 +116,16 @@ func New(cfg Config, log *zap.Logger) (*Pool, error) {
 	pl.stats.Addr, pl.stats.Database, pl.stats.User = cfg.Addr, cfg.Database, cfg.User
 	go pl.maintain()
 	return pl, nil
+}
+
+// TryAcquire checks out an idle connection if there is one, without waiting or dialing.
+func (p *Pool) TryAcquire() *Conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	return p.popIdleLocked()
 }
 
 // Acquire checks out a connection, waiting until ctx is done. A wait that ends by ctx's

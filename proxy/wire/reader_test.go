@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 func frame(typ byte, body string) []byte {
@@ -103,5 +105,62 @@ func BenchmarkReaderNext(b *testing.B) {
 			src.Reset(stream)
 			r.Reset(src)
 		}
+	}
+}
+
+// TestPooledReaderReleasesWhenIdle: a pooled Reader holds a buffer only while data is
+// buffered, reads frames that span the idle read, and allocates nothing per frame.
+func TestPooledReaderReleasesWhenIdle(t *testing.T) {
+	pool := NewBufferPool(64)
+	big := strings.Repeat("y", 40)
+	stream := bytes.Join([][]byte{frame('Q', big), frame('S', ""), frame('d', strings.Repeat("z", 100))}, nil)
+	r := NewPooledReader(iotest.OneByteReader(bytes.NewReader(stream)), pool, 1024)
+	for i, want := range []string{big, "", strings.Repeat("z", 100)} {
+		f, err := r.Next()
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if string(f.Body()) != want {
+			t.Fatalf("frame %d: got %q", i, f.Body())
+		}
+	}
+	if _, err := r.Next(); !errors.Is(err, io.EOF) {
+		t.Fatalf("want EOF, got %v", err)
+	}
+	if r.buf != nil {
+		t.Fatal("idle reader still holds a buffer")
+	}
+
+	one := frame('D', "\x00\x01\x00\x00\x00\x03abc")
+	many := bytes.Repeat(one, 1000)
+	src := bytes.NewReader(many)
+	pr := NewPooledReader(src, NewBufferPool(8192), 1<<20)
+	allocs := testing.AllocsPerRun(500, func() {
+		if _, err := pr.Next(); err != nil {
+			src.Reset(many)
+			pr.Reset(src)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("pooled Next allocates %v times per frame", allocs)
+	}
+}
+
+func TestWriterFlushReturnsBuffer(t *testing.T) {
+	var out bytes.Buffer
+	w := NewWriter(&out, NewBufferPool(16))
+	for _, p := range []string{"hello", " ", "world, this is longer than sixteen", "!"} {
+		if _, err := w.Write([]byte(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "hello world, this is longer than sixteen!" {
+		t.Fatalf("got %q", out.String())
+	}
+	if w.bufp != nil || w.Buffered() != 0 {
+		t.Fatal("writer kept its buffer after Flush")
 	}
 }
