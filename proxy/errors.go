@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/shardwire/shardwire/proxy/wire"
 )
 
 // SQLSTATE codes the proxy itself sends.
@@ -77,21 +79,66 @@ func appendErrorResponse(dst []byte, e *clientError) []byte {
 	return out
 }
 
-// errorCode returns the SQLSTATE field of an ErrorResponse body without decoding the rest.
-func errorCode(body []byte) string {
+// errorFields calls fn with each field of an ErrorResponse (or NoticeResponse) body, in order,
+// until fn returns false. It reports false when the body is malformed.
+func errorFields(body []byte, fn func(field byte, value []byte) bool) bool {
 	for len(body) > 0 && body[0] != 0 {
 		field := body[0]
-		end := 1
-		for end < len(body) && body[end] != 0 {
-			end++
+		v, rest, ok := wire.CString(body[1:])
+		if !ok {
+			return false
 		}
-		if field == 'C' {
-			return string(body[1:end])
+		if !fn(field, v) {
+			return true
 		}
-		if end >= len(body) {
-			break
-		}
-		body = body[end+1:]
+		body = rest
 	}
-	return ""
+	return true
+}
+
+// errorCode returns the SQLSTATE field of an ErrorResponse body without decoding the rest.
+func errorCode(body []byte) string {
+	var code string
+	errorFields(body, func(field byte, v []byte) bool {
+		if field == 'C' {
+			code = string(v)
+			return false
+		}
+		return true
+	})
+	return code
+}
+
+// isFatal reports whether an ErrorResponse body has severity FATAL or PANIC.
+func isFatal(body []byte) bool {
+	fatal := false
+	errorFields(body, func(field byte, v []byte) bool {
+		if field == 'V' || field == 'S' {
+			fatal = string(v) == "FATAL" || string(v) == "PANIC"
+			return false
+		}
+		return true
+	})
+	return fatal
+}
+
+// downgradeFatal returns a copy of an ErrorResponse with severity ERROR.
+func downgradeFatal(f wire.Frame) wire.Frame {
+	out := wire.AppendHeader(nil, wire.ErrorResponse, 0)
+	ok := errorFields(f.Body(), func(field byte, v []byte) bool {
+		if field == 'V' || field == 'S' {
+			v = []byte("ERROR")
+		}
+		out = append(out, field)
+		out = append(out, v...)
+		out = append(out, 0)
+		return true
+	})
+	if !ok {
+		return f
+	}
+	out = append(out, 0)
+	n := len(out) - 1
+	out[1], out[2], out[3], out[4] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+	return out
 }
