@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -98,20 +98,34 @@ func (c *Conn) Cancel(ctx context.Context) error {
 	return nil
 }
 
-// alive reports whether an idle connection still looks usable: a zero-timeout read sees EOF
-// or unexpected data on a dead or confused connection.
+// alive reports whether an idle connection still looks usable: a non-blocking peek at the
+// socket finds nothing. A closed connection (EOF) or one with unsolicited data (a FATAL sent
+// before a termination) is not. (A read with an expired deadline would not do: Go fails it
+// without looking at the socket.)
 func (c *Conn) alive() bool {
 	if c.R.Buffered() > 0 {
 		return false
 	}
-	_ = c.netConn.SetReadDeadline(time.Now())
-	var one [1]byte
-	n, err := c.netConn.Read(one[:])
-	_ = c.netConn.SetReadDeadline(time.Time{})
-	if n > 0 {
+	sc, ok := c.netConn.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
 		return false
 	}
-	return errors.Is(err, os.ErrDeadlineExceeded)
+	usable := true
+	var one [1]byte
+	err = rc.Read(func(fd uintptr) bool {
+		n, _, rerr := syscall.Recvfrom(int(fd), one[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch {
+		case errors.Is(rerr, syscall.EAGAIN), errors.Is(rerr, syscall.EINTR):
+		case rerr != nil, n >= 0:
+			usable = false // error, EOF (n == 0) or unexpected data (n > 0)
+		}
+		return true // never wait for readiness
+	})
+	return usable && err == nil
 }
 
 // dial opens and hijacks one backend connection.

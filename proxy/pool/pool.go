@@ -147,11 +147,12 @@ func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
 	}
 	w := &waiter{ch: make(chan *Conn, 1)}
 	p.waiters = append(p.waiters, w)
+	reserveSize, reserveTimeout := p.cfg.ReserveSize, p.cfg.ReserveTimeout
 	p.mu.Unlock()
 
 	var reserve <-chan time.Time
-	if p.cfg.ReserveSize > 0 {
-		t := time.NewTimer(p.cfg.ReserveTimeout)
+	if reserveSize > 0 {
+		t := time.NewTimer(reserveTimeout)
 		defer t.Stop()
 		reserve = t.C
 	}
@@ -226,7 +227,10 @@ func (p *Pool) Release(c *Conn) {
 		return
 	}
 	p.mu.Lock()
-	if p.closed || p.active+len(p.idle)+p.opening > p.cfg.Size+p.cfg.ReserveSize {
+	// Over the base size (reserve connections, or after a shrinking reload) and nobody
+	// waiting: close it rather than keep it idle.
+	over := p.active+len(p.idle)+p.opening > p.cfg.Size && len(p.waiters) == 0
+	if p.closed || over || p.active+len(p.idle)+p.opening > p.cfg.Size+p.cfg.ReserveSize {
 		p.active--
 		p.stats.Closed++
 		p.grantSlotLocked()
