@@ -262,6 +262,25 @@ func writeSelfSigned(t *testing.T, dir string) (string, string) {
 	return certFile, keyFile
 }
 
+// TestStartupOptions: settings given as options=-c ... at startup apply and follow the client.
+func TestStartupOptions(t *testing.T) {
+	p := startProxy(t, func(c *config.Config) { c.Pool.DefaultPoolSize = 1 })
+	a := connect(t, p.dsn("options=-c%20statement_timeout%3D3s%20-c%20DateStyle%3DSQL,DMY"))
+	b := connect(t, p.dsn(""))
+	for range 2 {
+		var st, ds string
+		if err := a.QueryRow(context.Background(), "select current_setting('statement_timeout'), current_setting('DateStyle')").Scan(&st, &ds); err != nil {
+			t.Fatal(err)
+		}
+		if st != "3s" || ds != "SQL, DMY" {
+			t.Fatalf("options not applied: statement_timeout %q DateStyle %q", st, ds)
+		}
+		if err := b.QueryRow(context.Background(), "select current_setting('statement_timeout')").Scan(&st); err != nil || st != "0" {
+			t.Fatalf("other client sees %q (%v)", st, err)
+		}
+	}
+}
+
 // TestIgnoresLibpqEnvironment: PGHOST, PGSSLMODE and friends in the proxy's environment do not
 // change how it connects to its backends.
 func TestIgnoresLibpqEnvironment(t *testing.T) {
