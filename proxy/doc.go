@@ -2,9 +2,11 @@
 // connections, negotiates TLS, authenticates clients itself, and relays each client's messages
 // to pooled backend connections (package pool), transaction by transaction.
 //
-// Each client session has one goroutine reading the client (session.go) and, while a backend
-// connection is attached, one goroutine relaying the backend's replies (relay.go). The two
-// share a queue of expected replies, which is how the proxy keeps named prepared statements
+// Each client session has one goroutine, the client loop (session.go), which forwards the
+// client's messages and, once a request is complete, reads the backend's replies itself
+// (pump, relay.go). Only in session mode, where the backend may speak while the client is idle,
+// does a second goroutine relay the backend's replies. Both work from a queue of expected
+// replies, which is how the proxy keeps named prepared statements
 // working in transaction mode (statements.go), answers some messages itself, and knows when a
 // transaction ended so the backend can go back to the pool. Session settings follow the client
 // from backend to backend (settings.go). Errors become ErrorResponses in one place (errors.go).

@@ -48,11 +48,27 @@ type pending struct {
 type queue struct {
 	items []pending
 	head  int
+	// syncs counts queued requests the backend will end with ReadyForQuery (forwarded Sync,
+	// Query and FunctionCall); popped counts entries taken off so far.
+	syncs  int
+	popped uint64
 }
 
 func (q *queue) len() int { return len(q.items) - q.head }
 
-func (q *queue) push(p pending) { q.items = append(q.items, p) }
+// pushed returns how many entries were ever queued: the position of the next one.
+func (q *queue) pushed() uint64 { return q.popped + uint64(q.len()) }
+
+func isRequestEnd(p *pending) bool {
+	return (p.kind == pendSync || p.kind == pendQuery) && p.action != actSynth
+}
+
+func (q *queue) push(p pending) {
+	if isRequestEnd(&p) {
+		q.syncs++
+	}
+	q.items = append(q.items, p)
+}
 
 func (q *queue) peek() *pending {
 	if q.head == len(q.items) {
@@ -63,6 +79,10 @@ func (q *queue) peek() *pending {
 
 func (q *queue) pop() pending {
 	p := q.items[q.head]
+	if isRequestEnd(&p) {
+		q.syncs--
+	}
+	q.popped++
 	q.items[q.head] = pending{}
 	q.head++
 	if q.head == len(q.items) {
@@ -79,8 +99,9 @@ func (q *queue) last() *pending {
 }
 
 func (q *queue) reset() {
+	q.popped += uint64(q.len())
 	clear(q.items)
-	q.items, q.head = q.items[:0], 0
+	q.items, q.head, q.syncs = q.items[:0], 0, 0
 }
 
 // Frames the proxy synthesizes.

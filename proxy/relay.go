@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -16,8 +17,20 @@ import (
 
 // relay forwards the attached backend's replies to the client until the backend goes back to
 // the pool, fails, or the client is gone and the backend has been cleaned up.
+//
+// The relay runs only where the backend may speak unprompted while the client is idle: in
+// session mode (LISTEN/NOTIFY), and while a client that left is being cleaned up after. In
+// transaction mode the client loop reads the replies itself (pump), so the hot path has one
+// goroutine per session.
 func (s *session) relay(sc *pool.Conn, done chan struct{}) {
-	defer close(done)
+	defer func() {
+		s.mu.Lock()
+		if s.relayDone == done {
+			s.relayDone = nil
+		}
+		s.mu.Unlock()
+		close(done)
+	}()
 	for {
 		f, err := sc.R.Next()
 		if err != nil {
@@ -26,19 +39,141 @@ func (s *session) relay(sc *pool.Conn, done chan struct{}) {
 		}
 		switch f.Type() {
 		case wire.DataRow, wire.CopyData:
-			// The hot path: rows go through as bytes, decoded by nobody.
-			s.wmu.Lock()
-			s.writeClient(f)
-			if sc.R.Buffered() == 0 {
-				_ = s.out.Flush()
-			}
-			s.wmu.Unlock()
+			s.forwardRow(sc, f)
 			continue
 		}
 		if released := s.handleServerFrame(sc, f); released {
 			return
 		}
 	}
+}
+
+// forwardRow sends a row (or COPY data) on as bytes, decoded by nobody: the hot path.
+func (s *session) forwardRow(sc *pool.Conn, f wire.Frame) {
+	s.wmu.Lock()
+	s.writeClient(f)
+	if sc.R.Buffered() == 0 {
+		_ = s.out.Flush()
+	}
+	s.wmu.Unlock()
+}
+
+// startRelayLocked starts the relay goroutine for sc (s.mu held).
+func (s *session) startRelayLocked(sc *pool.Conn) {
+	s.relayDone = make(chan struct{})
+	go s.relay(sc, s.relayDone)
+}
+
+// pump reads the backend's replies on the client loop until every request the client has
+// completed (with Sync, Query or Flush) is answered, or a COPY waits for the client's data.
+// Postgres itself does not read its client while it answers, so neither need the proxy; this
+// spares a goroutine hand-off per request. In session mode it hands the backend to a relay.
+func (s *session) pump() {
+	s.mu.Lock()
+	sc := s.server
+	if sc == nil || s.relayDone != nil {
+		s.mu.Unlock()
+		return
+	}
+	if s.mode == config.PoolModeSession {
+		s.startRelayLocked(sc)
+		s.mu.Unlock()
+		return
+	}
+	more := s.pumpWantsMoreLocked()
+	s.mu.Unlock()
+	for more {
+		f, err := sc.R.Next()
+		if err != nil {
+			s.serverReadFailed(sc, err)
+			return
+		}
+		switch f.Type() {
+		case wire.DataRow, wire.CopyData:
+			s.forwardRow(sc, f)
+			if s.out.Err() != nil {
+				s.clientWentAway(sc)
+			}
+			continue
+		}
+		if s.handleServerFrame(sc, f) {
+			return
+		}
+		if s.out.Err() != nil {
+			s.clientWentAway(sc)
+		}
+		s.mu.Lock()
+		more = s.pumpWantsMoreLocked()
+		s.mu.Unlock()
+	}
+}
+
+func (s *session) pumpWantsMoreLocked() bool {
+	return !s.copyIn && (s.queue.syncs > 0 || s.queue.popped < s.flushMark)
+}
+
+// clientWentAway is called when writing to the client failed mid-reply: the running query is
+// cancelled and the rest of its reply drained, then the backend is cleaned up at its
+// ReadyForQuery.
+func (s *session) clientWentAway(sc *pool.Conn) {
+	s.mu.Lock()
+	if s.clientGone {
+		s.mu.Unlock()
+		return
+	}
+	s.clientGone = true
+	s.cancelling++
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_ = sc.Cancel(ctx)
+	cancel()
+	s.mu.Lock()
+	s.cancelling--
+	s.mu.Unlock()
+}
+
+// finishAbandoned settles a backend the client left while no relay ran: an open COPY is
+// failed, a batch without Sync is ended, the remaining replies are drained, and the backend is
+// cleaned up and returned to the pool (or closed when it does not settle in time).
+func (s *session) finishAbandoned(sc *pool.Conn) {
+	_ = sc.SetDeadline(time.Now().Add(clientLeftBudget))
+	s.mu.Lock()
+	var msg []byte
+	switch {
+	case s.copyIn:
+		const reason = "client went away"
+		msg = wire.AppendHeader(nil, wire.CopyFail, len(reason)+1)
+		msg = append(msg, reason...)
+		msg = append(msg, 0)
+	case s.queue.len() > 0 && s.queue.syncs == 0:
+		msg = []byte{wire.Sync, 0, 0, 0, 4}
+		s.queue.push(pending{kind: pendSync})
+	}
+	pendingReplies := s.queue.len() > 0 || s.copyIn
+	s.mu.Unlock()
+	if msg != nil {
+		if _, err := sc.W.Write(msg); err == nil {
+			_ = sc.W.Flush()
+		}
+	}
+	for pendingReplies {
+		f, err := sc.R.Next()
+		if err != nil {
+			sc.MarkBroken()
+			s.mu.Lock()
+			s.server = nil
+			s.mu.Unlock()
+			s.pool.release(sc)
+			return
+		}
+		if t := f.Type(); t == wire.DataRow || t == wire.CopyData {
+			continue
+		}
+		if s.handleServerFrame(sc, f) {
+			return
+		}
+	}
+	s.cleanupAfterClient(sc)
 }
 
 // handleServerFrame processes one reply other than a row. It reports whether the backend left

@@ -186,6 +186,11 @@ func (s *Server) Close() {
 	s.closed = true
 	for sess := range s.sessions {
 		_ = sess.conn.Close()
+		sess.mu.Lock()
+		if sess.server != nil { // a client loop may be reading its backend's reply
+			_ = sess.server.SetDeadline(time.Now())
+		}
+		sess.mu.Unlock()
 	}
 	s.mu.Unlock()
 	s.wg.Wait()

@@ -48,11 +48,13 @@ type session struct {
 	portals       map[string]*router.SessionEffects
 	skipUntilSync bool
 	scratch       []byte
+	// flushMark is the queue position up to which a forwarded Flush asked for replies.
+	flushMark uint64
 
 	mu          sync.Mutex
-	writingDone *sync.Cond // signalled when writing turns false
-	server      *pool.Conn // attached backend, nil when none
-	relayDone   chan struct{}
+	writingDone *sync.Cond    // signalled when writing turns false
+	server      *pool.Conn    // attached backend, nil when none
+	relayDone   chan struct{} // closed when the relay goroutine ends; nil while none runs
 	queue       queue
 	writing     bool // the client loop is writing to server
 	txStatus    byte
@@ -95,6 +97,9 @@ func (s *session) run() error {
 				return nil
 			}
 			return err
+		}
+		if s.in.Buffered() == 0 {
+			s.pump()
 		}
 	}
 }
@@ -500,6 +505,9 @@ func (s *session) forwardIfAttached(f wire.Frame, copyMsg bool) error {
 	s.writing = true
 	if !copyMsg {
 		s.emitSynthHeadLocked()
+		s.flushMark = s.queue.pushed()
+	} else if t := f.Type(); t == wire.CopyDone || t == wire.CopyFail {
+		s.copyIn = false // the client ended its side: the backend's reply comes next
 	}
 	s.mu.Unlock()
 	return s.write(sc, f)
@@ -530,8 +538,6 @@ func (s *session) begin() (*pool.Conn, error) {
 		s.server = sc
 		s.txStatus = 'I'
 		s.attachedAt = time.Now()
-		s.relayDone = make(chan struct{})
-		go s.relay(sc, s.relayDone)
 	}
 	s.writing = true
 	return s.server, nil
@@ -762,6 +768,11 @@ func (s *session) clientLeft() {
 	sc, done := s.server, s.relayDone
 	if sc == nil {
 		s.mu.Unlock()
+		return
+	}
+	if done == nil {
+		s.mu.Unlock()
+		s.finishAbandoned(sc)
 		return
 	}
 	busy := s.queue.len() > 0

@@ -41,6 +41,9 @@ func (w *Writer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// Err returns the write error that made the Writer stop, if any.
+func (w *Writer) Err() error { return w.err }
+
 // Buffered returns the number of bytes waiting to be flushed.
 func (w *Writer) Buffered() int { return len(w.buf) }
 
