@@ -1,12 +1,9 @@
 package proxy
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/subtle"
-	"encoding/binary"
 	"sync"
-	"time"
 
 	"go.uber.org/zap"
 )
@@ -87,13 +84,7 @@ func (s *Server) handleCancel(pid uint32, secret []byte) {
 	}
 	sess.cancelling++
 	sess.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	err := sc.Cancel(ctx)
-	cancel()
-	sess.mu.Lock()
-	sess.cancelling--
-	sess.mu.Unlock()
-	if err != nil {
+	if err := sess.cancelBackend(sc); err != nil {
 		s.metrics.cancels.WithLabelValues("failed").Inc()
 		sess.logger().Warn("forwarding cancel request failed", zap.Error(err))
 		return
@@ -101,5 +92,3 @@ func (s *Server) handleCancel(pid uint32, secret []byte) {
 	s.metrics.cancels.WithLabelValues("forwarded").Inc()
 	sess.logger().Debug("query cancelled", zap.Uint32("server_pid", sc.PID()))
 }
-
-var _ = binary.BigEndian

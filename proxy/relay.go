@@ -124,13 +124,29 @@ func (s *session) clientWentAway(sc *pool.Conn) {
 	s.clientGone = true
 	s.cancelling++
 	s.mu.Unlock()
+	_ = s.cancelBackend(sc)
+}
+
+// cancelBackend sends a CancelRequest to sc's backend. The caller has counted it in
+// s.cancelling, under s.mu and while sc was attached, so that sc is never handed to another
+// client whose query the cancel could hit; cancelBackend uncounts it when done.
+func (s *session) cancelBackend(sc *pool.Conn) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	_ = sc.Cancel(ctx)
+	err := sc.Cancel(ctx)
 	cancel()
 	s.mu.Lock()
 	s.cancelling--
 	s.mu.Unlock()
+	return err
 }
+
+// copyFailFrame aborts a COPY whose client went away.
+var copyFailFrame = func() []byte {
+	const reason = "client went away"
+	msg := wire.AppendHeader(nil, wire.CopyFail, len(reason)+1)
+	msg = append(msg, reason...)
+	return append(msg, 0)
+}()
 
 // finishAbandoned settles a backend the client left while no relay ran: an open COPY is
 // failed, a batch without Sync is ended, the remaining replies are drained, and the backend is
@@ -141,10 +157,7 @@ func (s *session) finishAbandoned(sc *pool.Conn) {
 	var msg []byte
 	switch {
 	case s.copyIn:
-		const reason = "client went away"
-		msg = wire.AppendHeader(nil, wire.CopyFail, len(reason)+1)
-		msg = append(msg, reason...)
-		msg = append(msg, 0)
+		msg = copyFailFrame
 	case s.queue.len() > 0 && s.queue.syncs == 0:
 		msg = []byte{wire.Sync, 0, 0, 0, 4}
 		s.queue.push(pending{kind: pendSync})

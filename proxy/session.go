@@ -779,21 +779,14 @@ func (s *session) clientLeft() {
 	if s.copyIn {
 		s.writing = true
 		s.mu.Unlock()
-		const reason = "client went away"
-		msg := wire.AppendHeader(nil, wire.CopyFail, len(reason)+1)
-		msg = append(msg, reason...)
-		msg = append(msg, 0)
-		_ = s.write(sc, msg)
+		_ = s.write(sc, copyFailFrame)
 		_ = sc.W.Flush()
 		s.mu.Lock()
 	} else if busy {
 		s.cancelling++
 		s.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = sc.Cancel(ctx)
-		cancel()
+		_ = s.cancelBackend(sc)
 		s.mu.Lock()
-		s.cancelling--
 	} else {
 		_ = sc.SetDeadline(time.Now()) // wake the relay so it cleans up
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"go.uber.org/zap"
 
-	"github.com/shardwire/shardwire/config"
 	"github.com/shardwire/shardwire/proxy/auth"
 	"github.com/shardwire/shardwire/proxy/wire"
 	"github.com/shardwire/shardwire/router"
@@ -372,6 +371,3 @@ func greetingParams(server, client map[string]string) map[string]string {
 	}
 	return out
 }
-
-// _ keeps config imported for doc links in this file.
-var _ = config.PoolModeSession
