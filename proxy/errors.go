@@ -20,7 +20,6 @@ const (
 	codeFeatureNotSupp     = "0A000"
 	codeProgramLimit       = "54000"
 	codeAdminShutdown      = "57P01"
-	codeInvalidPrepStmt    = "26000"
 	codeInternal           = "XX000"
 )
 

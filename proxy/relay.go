@@ -31,31 +31,66 @@ func (s *session) relay(sc *pool.Conn, done chan struct{}) {
 		s.mu.Unlock()
 		close(done)
 	}()
+	s.readReplies(sc, untilReleased)
+}
+
+// replyScope says how long readReplies goes on.
+type replyScope uint8
+
+const (
+	// untilReleased: until the backend leaves the session (the relay, and the cleanup after a
+	// client that left).
+	untilReleased replyScope = iota
+	// untilAnswered: until no request the client completed waits for a reply (the pump).
+	untilAnswered
+)
+
+// readReplies is the one loop that reads a backend's replies: rows go on as bytes, decoded
+// by nobody (the hot path); everything else goes through handleServerFrame. It reports
+// whether the backend left the session.
+func (s *session) readReplies(sc *pool.Conn, scope replyScope) bool {
 	for {
 		f, err := sc.R.Next()
 		if err != nil {
 			s.serverReadFailed(sc, err)
-			return
+			return true
 		}
-		switch f.Type() {
-		case wire.DataRow, wire.CopyData:
-			s.forwardRow(sc, f)
+		if t := f.Type(); t == wire.DataRow || t == wire.CopyData {
+			if !s.forwardRow(sc, f) {
+				s.clientWentAway(sc)
+			}
 			continue
 		}
-		if released := s.handleServerFrame(sc, f); released {
-			return
+		if s.handleServerFrame(sc, f) {
+			return true
+		}
+		if s.clientWriteFailed() {
+			s.clientWentAway(sc)
+		}
+		if scope == untilAnswered && !s.pumpWantsMore() {
+			return false
 		}
 	}
 }
 
-// forwardRow sends a row (or COPY data) on as bytes, decoded by nobody: the hot path.
-func (s *session) forwardRow(sc *pool.Conn, f wire.Frame) {
+// forwardRow sends a row (or COPY data) on to the client; it reports false when writing to
+// the client has failed.
+func (s *session) forwardRow(sc *pool.Conn, f wire.Frame) bool {
 	s.wmu.Lock()
 	s.writeClient(f)
 	if sc.R.Buffered() == 0 {
 		_ = s.out.Flush()
 	}
+	ok := s.out.Err() == nil
 	s.wmu.Unlock()
+	return ok
+}
+
+// clientWriteFailed reports whether writing to the client has failed.
+func (s *session) clientWriteFailed() bool {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.out.Err() != nil
 }
 
 // startRelayLocked starts the relay goroutine for sc (s.mu held).
@@ -82,30 +117,15 @@ func (s *session) pump() {
 	}
 	more := s.pumpWantsMoreLocked()
 	s.mu.Unlock()
-	for more {
-		f, err := sc.R.Next()
-		if err != nil {
-			s.serverReadFailed(sc, err)
-			return
-		}
-		switch f.Type() {
-		case wire.DataRow, wire.CopyData:
-			s.forwardRow(sc, f)
-			if s.out.Err() != nil {
-				s.clientWentAway(sc)
-			}
-			continue
-		}
-		if s.handleServerFrame(sc, f) {
-			return
-		}
-		if s.out.Err() != nil {
-			s.clientWentAway(sc)
-		}
-		s.mu.Lock()
-		more = s.pumpWantsMoreLocked()
-		s.mu.Unlock()
+	if more {
+		s.readReplies(sc, untilAnswered)
 	}
+}
+
+func (s *session) pumpWantsMore() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pumpWantsMoreLocked()
 }
 
 func (s *session) pumpWantsMoreLocked() bool {
@@ -169,22 +189,10 @@ func (s *session) finishAbandoned(sc *pool.Conn) {
 			_ = sc.W.Flush()
 		}
 	}
-	for pendingReplies {
-		f, err := sc.R.Next()
-		if err != nil {
-			sc.MarkBroken()
-			s.mu.Lock()
-			s.server = nil
-			s.mu.Unlock()
-			s.pool.release(sc)
-			return
-		}
-		if t := f.Type(); t == wire.DataRow || t == wire.CopyData {
-			continue
-		}
-		if s.handleServerFrame(sc, f) {
-			return
-		}
+	if pendingReplies {
+		// Replies go nowhere; at the last ReadyForQuery handleServerFrame cleans up.
+		s.readReplies(sc, untilReleased)
+		return
 	}
 	s.cleanupAfterClient(sc)
 }
@@ -460,7 +468,9 @@ func (s *session) detachLocked(sc *pool.Conn) {
 // was woken to clean up, or the backend died.
 func (s *session) serverReadFailed(sc *pool.Conn, err error) {
 	s.mu.Lock()
-	if s.clientGone && errors.Is(err, os.ErrDeadlineExceeded) && !sc.Broken() {
+	if s.clientGone && errors.Is(err, os.ErrDeadlineExceeded) && !sc.Broken() && s.queue.len() == 0 {
+		// The client loop woke an idle relay to clean up. (A deadline mid-reply means the
+		// backend did not settle in time: it is closed below, never reused half-read.)
 		s.mu.Unlock()
 		s.cleanupAfterClient(sc)
 		return

@@ -64,9 +64,8 @@ type unnamedStatement struct {
 	effects router.SessionEffects
 }
 
-// appendRenamed appends msg with its leading name field(s) replaced. For Bind the first
-// field is the portal and the second the statement; for Describe and Close a kind byte comes
-// first. nameAt is the index of the field to replace among the leading C strings.
+// appendRenamed appends a message of type typ made of prefix (what precedes the name: a Bind's
+// portal field, or the kind byte of Describe and Close), the name, and rest.
 func appendRenamed(dst []byte, typ byte, prefix []byte, name string, rest []byte) []byte {
 	dst = wire.AppendHeader(dst, typ, len(prefix)+len(name)+1+len(rest))
 	dst = append(dst, prefix...)

@@ -5,10 +5,10 @@ package main
 import (
 	"fmt"
 	"os"
-	"runtime"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
+
+	"github.com/shardwire/shardwire/internal/buildinfo"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -21,26 +21,9 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(&cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  cobra.NoArgs,
-		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintf(cmd.OutOrStdout(), "shardctl %s %s\n", versionString(), runtime.Version())
-		},
-	})
+	root.AddCommand(buildinfo.Command("shardctl", version))
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "shardctl:", err)
 		os.Exit(1)
 	}
-}
-
-func versionString() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "devel"
 }

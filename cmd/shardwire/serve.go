@@ -16,6 +16,7 @@ import (
 
 	"github.com/shardwire/shardwire/admin"
 	"github.com/shardwire/shardwire/config"
+	"github.com/shardwire/shardwire/internal/buildinfo"
 	"github.com/shardwire/shardwire/proxy"
 )
 
@@ -85,7 +86,7 @@ func serve(parent context.Context, path string, log *zap.Logger) error {
 		running++
 	}
 	log.Info("serving", zap.String("listen", ln.Addr().String()), zap.String("admin", cfg.AdminListen),
-		zap.String("version", versionString()))
+		zap.String("version", buildinfo.Version(version)))
 
 	var serveErr error
 loop:
