@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -54,8 +55,64 @@ type Config struct {
 	// Databases are the client-facing database names. Empty: any database the client names is
 	// passed to the backend under the same name.
 	Databases []Database `yaml:"databases"`
-	// Groups are the backend shard groups; the first is the default group.
+	// Groups are the backend shard groups. They bootstrap the shard map catalog; once the
+	// catalog exists, its groups win.
 	Groups []Group `yaml:"groups"`
+	// Catalog is where the shard map lives.
+	Catalog Catalog `yaml:"catalog"`
+	// Sharding bootstraps the shard map: which tables are sharded and which group owns which
+	// shard. Only read when the catalog is first created.
+	Sharding Sharding `yaml:"sharding"`
+	// Health configures the backend health checker and the read/write split.
+	Health Health `yaml:"health"`
+}
+
+// Catalog locates the shard map catalog, a schema in a Postgres database.
+type Catalog struct {
+	// DSN is a libpq connection string or URL. Empty: the map is built from this file alone and
+	// never changes (a single node without a catalog).
+	DSN string `yaml:"dsn"`
+	// Schema is the catalog's schema name. Default "shardwire".
+	Schema string `yaml:"schema"`
+	// PollInterval is how often a node checks the catalog for a new epoch. Default 1s.
+	PollInterval Duration `yaml:"poll_interval"`
+}
+
+// Sharding is the bootstrap sharding configuration.
+type Sharding struct {
+	// KeyColumn shards every table that has a column of this name by it. Default "customer_id".
+	KeyColumn string `yaml:"key_column"`
+	// Tables shard named tables by their own column (e.g. pgbench_accounts by aid).
+	Tables []ShardedTable `yaml:"tables"`
+	// DefaultGroup holds unsharded tables. Default: the first group.
+	DefaultGroup string `yaml:"default_group"`
+	// Shards assigns logical shards to groups, e.g. {"0-3": g0, "4-7": g1}. Default: the 16
+	// shards split into contiguous, equal runs over the groups in order.
+	Shards map[string]string `yaml:"shards"`
+}
+
+// ShardedTable shards one table by its own column.
+type ShardedTable struct {
+	Name   string `yaml:"name"`
+	Column string `yaml:"column"`
+}
+
+// Health configures the backend health checker.
+type Health struct {
+	// Interval between checks of each endpoint (pg_is_in_recovery, LSNs). Default 250ms.
+	Interval Duration `yaml:"interval"`
+	// MaxReplicaLag is the most a replica may lag for reads to go to it. Default 1s.
+	MaxReplicaLag Duration `yaml:"max_replica_lag"`
+	// BanTime is how long an endpoint that failed a read is avoided at first; it doubles on
+	// each further failure up to MaxBanTime. Default 1s.
+	BanTime Duration `yaml:"ban_time"`
+	// MaxBanTime caps the ban. Default 30s.
+	MaxBanTime Duration `yaml:"max_ban_time"`
+	// User, Password and Database log the health checker in; default: the first configured
+	// user (its server credentials) and database "postgres".
+	User     string `yaml:"user"`
+	Password string `yaml:"password"`
+	Database string `yaml:"database"`
 }
 
 // TLS configures TLS towards clients.
@@ -172,6 +229,15 @@ func Default() Config {
 			ServerResetQuery:      "DISCARD ALL",
 			MaxPreparedStatements: 200,
 		},
+		Catalog:  Catalog{Schema: "shardwire", PollInterval: Duration(time.Second)},
+		Sharding: Sharding{KeyColumn: "customer_id"},
+		Health: Health{
+			Interval:      Duration(250 * time.Millisecond),
+			MaxReplicaLag: Duration(time.Second),
+			BanTime:       Duration(time.Second),
+			MaxBanTime:    Duration(30 * time.Second),
+			Database:      "postgres",
+		},
 	}
 }
 
@@ -286,7 +352,105 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	if err := c.Sharding.validate(c.Groups); err != nil {
+		return fmt.Errorf("sharding: %w", err)
+	}
+	if c.Catalog.PollInterval <= 0 {
+		return errors.New("catalog: poll_interval must be positive")
+	}
+	if c.Catalog.Schema == "" {
+		return errors.New("catalog: schema must not be empty")
+	}
+	if c.Health.Interval <= 0 || c.Health.MaxReplicaLag <= 0 || c.Health.BanTime <= 0 || c.Health.MaxBanTime < c.Health.BanTime {
+		return errors.New("health: interval, max_replica_lag and ban_time must be positive, max_ban_time at least ban_time")
+	}
 	return nil
+}
+
+func (s *Sharding) validate(groups []Group) error {
+	if s.KeyColumn == "" && len(s.Tables) == 0 {
+		return errors.New("key_column or tables is required")
+	}
+	names := map[string]bool{}
+	for _, g := range groups {
+		names[g.Name] = true
+	}
+	if s.DefaultGroup != "" && !names[s.DefaultGroup] {
+		return fmt.Errorf("default_group %q is not a configured group", s.DefaultGroup)
+	}
+	for i, t := range s.Tables {
+		if t.Name == "" || t.Column == "" {
+			return fmt.Errorf("tables[%d]: name and column are required", i)
+		}
+	}
+	if len(s.Shards) > 0 {
+		if _, err := s.Assignment(groups); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Assignment returns, for each of the 16 logical shards, the index in groups of the group that
+// owns it at bootstrap.
+func (s *Sharding) Assignment(groups []Group) ([16]int, error) {
+	var owner [16]int
+	if len(groups) == 0 {
+		return owner, errors.New("no groups")
+	}
+	if len(s.Shards) == 0 {
+		for sh := range owner {
+			owner[sh] = sh * len(groups) / 16
+		}
+		return owner, nil
+	}
+	index := map[string]int{}
+	for i, g := range groups {
+		index[g.Name] = i
+	}
+	for sh := range owner {
+		owner[sh] = -1
+	}
+	for spec, name := range s.Shards {
+		g, ok := index[name]
+		if !ok {
+			return owner, fmt.Errorf("shards[%q]: %q is not a configured group", spec, name)
+		}
+		lo, hi, err := shardRange(spec)
+		if err != nil {
+			return owner, fmt.Errorf("shards[%q]: %w", spec, err)
+		}
+		for sh := lo; sh <= hi; sh++ {
+			if owner[sh] != -1 {
+				return owner, fmt.Errorf("shards: shard %d is assigned twice", sh)
+			}
+			owner[sh] = g
+		}
+	}
+	for sh, g := range owner {
+		if g == -1 {
+			return owner, fmt.Errorf("shards: shard %d has no group", sh)
+		}
+	}
+	return owner, nil
+}
+
+// shardRange parses "5" or "0-3".
+func shardRange(spec string) (lo, hi int, err error) {
+	a, b, isRange := strings.Cut(strings.TrimSpace(spec), "-")
+	if lo, err = strconv.Atoi(strings.TrimSpace(a)); err != nil {
+		return 0, 0, fmt.Errorf("want a shard number or a range like 0-3")
+	}
+	hi = lo
+	if isRange {
+		if hi, err = strconv.Atoi(strings.TrimSpace(b)); err != nil {
+			return 0, 0, fmt.Errorf("want a shard number or a range like 0-3")
+		}
+	}
+	if lo < 0 || hi > 15 || lo > hi {
+		return 0, 0, fmt.Errorf("shards run from 0 to 15")
+	}
+	return lo, hi, nil
 }
 
 func (p *Pool) validate() error {
