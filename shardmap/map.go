@@ -124,8 +124,19 @@ type ShardState string
 
 // Shard states. Moves (a later feature) add more.
 const (
+	// StateActive: the owner serves the shard's reads and writes.
 	StateActive ShardState = "active"
 )
+
+// Valid reports whether s is a state this build knows. A map holding an unknown state (one
+// written by a newer build) fails Validate rather than being routed by guesswork.
+func (s ShardState) Valid() bool {
+	switch s {
+	case StateActive:
+		return true
+	}
+	return false
+}
 
 // Map is one epoch of the shard map. A Map is immutable once published: readers share it
 // without locks, and a change makes a new Map with a higher Epoch.
@@ -170,7 +181,9 @@ func (m *Map) ColumnRule() string {
 
 // ResolveTables applies rules to a schema (table name → its column names, all lower case)
 // and returns table → key column for every sharded table. A rule naming a table wins over a
-// column rule.
+// column rule and applies whether or not the schema has the table yet; a column rule applies
+// to each table of the schema having that column, the first such rule winning when a table
+// has several of the columns. Names and columns in the result are lower case.
 func ResolveTables(rules []TableRule, columns map[string][]string) map[string]string {
 	out := make(map[string]string)
 	for _, r := range rules {
@@ -237,6 +250,9 @@ const MaxGroups = 64
 
 // Validate checks the map's internal consistency.
 func (m *Map) Validate() error {
+	if m.Epoch < 0 {
+		return fmt.Errorf("shard map epoch %d: epoch must not be negative", m.Epoch)
+	}
 	if len(m.Groups) == 0 {
 		return fmt.Errorf("shard map epoch %d: no groups", m.Epoch)
 	}
@@ -257,14 +273,26 @@ func (m *Map) Validate() error {
 		if owner < 0 || owner >= len(m.Groups) {
 			return fmt.Errorf("shard map epoch %d: shard %d owned by group index %d of %d", m.Epoch, s, owner, len(m.Groups))
 		}
+		if !m.State[s].Valid() {
+			return fmt.Errorf("shard map epoch %d: shard %d has unknown state %q", m.Epoch, s, m.State[s])
+		}
 	}
 	if m.DefaultGroup < 0 || m.DefaultGroup >= len(m.Groups) {
 		return fmt.Errorf("shard map epoch %d: default group index %d of %d", m.Epoch, m.DefaultGroup, len(m.Groups))
 	}
+	named := make(map[string]bool, len(m.Rules))
 	for _, r := range m.Rules {
 		if r.Column == "" {
 			return fmt.Errorf("shard map epoch %d: a table rule needs a column", m.Epoch)
 		}
+		if r.Table == "" {
+			continue
+		}
+		t := strings.ToLower(r.Table)
+		if named[t] {
+			return fmt.Errorf("shard map epoch %d: table %q has two rules", m.Epoch, t)
+		}
+		named[t] = true
 	}
 	return nil
 }

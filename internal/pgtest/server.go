@@ -318,7 +318,9 @@ func (s *Server) writeConf() error {
 		"wal_level":               "logical",
 		"max_wal_senders":         "20",
 		"max_replication_slots":   "20",
-		"hot_standby":             "on",
+		// Replicas made by pg_basebackup in parallel need the WAL written meanwhile.
+		"wal_keep_size": "256MB",
+		"hot_standby":   "on",
 		// A standby retries a lost primary after this long (default 5s).
 		"wal_retrieve_retry_interval": "100ms",
 		"fsync":                       "off",
