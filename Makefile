@@ -30,7 +30,7 @@ build:
 
 # A local cluster in the foreground: 1 group (writer + 1 replica), 1 proxy on 127.0.0.1:6432.
 dev: deps build
-	$(BIN)/shardwire dev --dir .dev --groups 1 --replicas 1 --proxies 1
+	$(BIN)/shardwire dev --dir .dev --groups 4 --replicas 1 --proxies 1
 
 test: deps fmt-check vet unit fuzz
 

@@ -146,6 +146,8 @@ func (c *Cluster) baseConfig(i int, listen, adminListen string) config.Config {
 		}
 		cfg.Groups = append(cfg.Groups, grp)
 	}
+	// The shard map catalog lives in its own schema on the first group's writer.
+	cfg.Catalog.DSN = c.PG.Groups[0].Writer.AppDSN()
 	return cfg
 }
 
@@ -262,11 +264,13 @@ func (c *Cluster) Stop() error {
 
 // Info is the cluster.json contract other tools read. Keep existing fields stable.
 type Info struct {
-	User     string      `json:"user"`
-	Password string      `json:"password"`
-	Database string      `json:"database"`
-	Proxies  []ProxyInfo `json:"proxies"`
-	Groups   []GroupInfo `json:"groups"`
+	User     string `json:"user"`
+	Password string `json:"password"`
+	Database string `json:"database"`
+	// Catalog is the shard map catalog's DSN (schema "shardwire").
+	Catalog string      `json:"catalog"`
+	Proxies []ProxyInfo `json:"proxies"`
+	Groups  []GroupInfo `json:"groups"`
 }
 
 // ProxyInfo is one proxy node in cluster.json.
@@ -286,7 +290,7 @@ type GroupInfo struct {
 // Info describes the running cluster.
 func (c *Cluster) Info() Info {
 	info := Info{User: User, Password: Password, Database: Database,
-		Proxies: []ProxyInfo{}, Groups: []GroupInfo{}}
+		Catalog: c.PG.Groups[0].Writer.AppDSN(), Proxies: []ProxyInfo{}, Groups: []GroupInfo{}}
 	for _, n := range c.Nodes {
 		info.Proxies = append(info.Proxies, ProxyInfo{Name: n.Name, Addr: n.Addr, Admin: n.Admin})
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/shardwire/shardwire/proxy/wire"
+	"github.com/shardwire/shardwire/router"
 )
 
 // SQLSTATE codes the proxy itself sends.
@@ -31,6 +32,8 @@ type clientError struct {
 	hint    string
 	fatal   bool
 	cause   error
+	// raw, when set, is a server's own ErrorResponse frame to pass on instead.
+	raw []byte
 }
 
 func (e *clientError) Error() string {
@@ -66,6 +69,9 @@ func asClientError(err error) *clientError {
 
 // appendErrorResponse encodes e as an ErrorResponse.
 func appendErrorResponse(dst []byte, e *clientError) []byte {
+	if e.raw != nil && !e.fatal {
+		return append(dst, e.raw...)
+	}
 	sev := "ERROR"
 	if e.fatal {
 		sev = "FATAL"
@@ -140,4 +146,22 @@ func downgradeFatal(f wire.Frame) wire.Frame {
 	n := len(out) - 1
 	out[1], out[2], out[3], out[4] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
 	return out
+}
+
+// errorMessage returns the message field of an ErrorResponse body.
+func errorMessage(body []byte) string {
+	var msg string
+	errorFields(body, func(field byte, v []byte) bool {
+		if field == 'M' {
+			msg = string(v)
+			return false
+		}
+		return true
+	})
+	return msg
+}
+
+// routeClientError turns the router's refusal into the client's error.
+func routeClientError(e *router.RouteError) *clientError {
+	return newClientError(e.Code, e.Message).withHint(e.Hint)
 }

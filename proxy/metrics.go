@@ -17,6 +17,9 @@ type metrics struct {
 	clientBytesIn  prometheus.Counter
 	clientBytesOut prometheus.Counter
 	cancels        *prometheus.CounterVec
+	routed         *prometheus.CounterVec
+	retries        *prometheus.CounterVec
+	scatterFanout  prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer, pools func() []*poolEntry) *metrics {
@@ -45,7 +48,17 @@ func newMetrics(reg prometheus.Registerer, pools func() []*poolEntry) *metrics {
 			Name: "shardwire_client_sent_bytes_total", Help: "Bytes sent to clients."}),
 		cancels: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shardwire_cancel_requests_total", Help: "CancelRequests by result."}, []string{"result"}),
+		routed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shardwire_routed_total", Help: "Server connections attached for routed work, by shard group and role (writer or replica)."},
+			[]string{"group", "role"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shardwire_read_retries_total", Help: "Reads moved to another endpoint of their group after the first one failed, by group."},
+			[]string{"group"}),
+		scatterFanout: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "shardwire_scatter_fanout_groups", Help: "Shard groups each scattered statement ran on.",
+			Buckets: []float64{1, 2, 3, 4, 6, 8, 12, 16}}),
 	}
+	reg.MustRegister(m.routed, m.retries, m.scatterFanout)
 	reg.MustRegister(m.clientsActive, m.clientsWaiting, m.logins, m.errors, m.queryDuration, m.txDuration,
 		m.waitSeconds, m.clientBytesIn, m.clientBytesOut, m.cancels, &poolCollector{pools: pools})
 	return m

@@ -21,9 +21,15 @@ var pgbenchDuration = envDuration("SHARDWIRE_PGBENCH_SECONDS", 20*time.Second)
 // runPgbench runs pgbench against host:port as app and returns its output.
 func runPgbench(t *testing.T, addr string, args ...string) string {
 	t.Helper()
+	return runPgbenchOn(t, addr, pgtest.Database, args...)
+}
+
+// runPgbenchOn runs pgbench against a database at host:port as app and returns its output.
+func runPgbenchOn(t *testing.T, addr, database string, args ...string) string {
+	t.Helper()
 	host, port, _ := net.SplitHostPort(addr)
 	full := append([]string{"-h", host, "-p", port, "-U", pgtest.User, "-n"}, args...)
-	full = append(full, pgtest.Database)
+	full = append(full, database)
 	cmd := exec.Command("pgbench", full...)
 	cmd.Env = append(os.Environ(), "PGPASSWORD="+pgtest.Password, "PGSSLMODE=disable", "PGAPPNAME=pgbench")
 	out, err := cmd.CombinedOutput()

@@ -78,6 +78,7 @@ func (s *session) readReplies(sc *pool.Conn, scope replyScope) bool {
 func (s *session) forwardRow(sc *pool.Conn, f wire.Frame) bool {
 	s.wmu.Lock()
 	s.writeClient(f)
+	s.resultsSent++
 	if sc.R.Buffered() == 0 {
 		_ = s.out.Flush()
 	}
@@ -117,8 +118,8 @@ func (s *session) pump() {
 	}
 	more := s.pumpWantsMoreLocked()
 	s.mu.Unlock()
-	if more {
-		s.readReplies(sc, untilAnswered)
+	if more && s.readReplies(sc, untilAnswered) {
+		s.pump() // the backend left; a replayed read may have attached another
 	}
 }
 
@@ -212,7 +213,7 @@ func (s *session) handleServerFrame(sc *pool.Conn, f wire.Frame) bool {
 		}
 		forward = p.action != actSwallow
 	case wire.BindComplete:
-		s.popExpected(pendBind)
+		forward = s.popExpected(pendBind).action != actSwallow
 	case wire.CloseComplete:
 		if p := s.popExpected(pendClose); p.action == actSwallow {
 			forward = false
@@ -225,6 +226,7 @@ func (s *session) handleServerFrame(sc *pool.Conn, f wire.Frame) bool {
 		}
 	case wire.CommandComplete:
 		s.commandComplete(f.Body())
+		forward = !s.swallowingQuery()
 	case wire.EmptyQueryResponse, wire.PortalSuspended:
 		if p := s.queue.peek(); p != nil && p.kind == pendExecute {
 			s.queue.pop()
@@ -232,6 +234,13 @@ func (s *session) handleServerFrame(sc *pool.Conn, f wire.Frame) bool {
 	case wire.CopyInResponse, wire.CopyBothResponse:
 		s.copyIn = true
 	case wire.ErrorResponse:
+		if fatal := isFatal(f.Body()); fatal && s.replayableLockedW(sc) {
+			// The replica is going away before it answered: its connection's end replays
+			// the requests elsewhere (serverReadFailed); the client sees nothing of it.
+			forward = false
+			sc.MarkBroken()
+			break
+		}
 		if fatal := isFatal(f.Body()); fatal {
 			// The backend is going away, the client connection is not: a FATAL would make the
 			// driver drop it. Report it as an ERROR, or, when no request is waiting, on the
@@ -249,6 +258,11 @@ func (s *session) handleServerFrame(sc *pool.Conn, f wire.Frame) bool {
 	}
 	if forward {
 		s.writeClient(f)
+		switch f.Type() {
+		case wire.CommandComplete, wire.ErrorResponse, wire.EmptyQueryResponse, wire.PortalSuspended,
+			wire.CopyInResponse, wire.CopyOutResponse, wire.CopyBothResponse:
+			s.resultsSent++ // a result the client may act on: no replay from here
+		}
 	}
 	s.emitSynthHeadLockedW() // replies the proxy makes that this one unblocked
 	if sc.R.Buffered() == 0 {
@@ -257,6 +271,13 @@ func (s *session) handleServerFrame(sc *pool.Conn, f wire.Frame) bool {
 	s.mu.Unlock()
 	s.wmu.Unlock()
 	return false
+}
+
+// swallowingQuery reports whether the head request is a query the proxy sent on its own,
+// whose replies the client must not see (s.mu held).
+func (s *session) swallowingQuery() bool {
+	p := s.queue.peek()
+	return p != nil && p.kind == pendQuery && p.action == actSwallow
 }
 
 // popExpected pops the head reply, which should be of kind k.
@@ -353,6 +374,13 @@ func (s *session) readyForQuery(sc *pool.Conn, f wire.Frame) bool {
 			s.noteEffects(req.effects)
 		}
 	}
+	if req.kind == pendQuery && req.action == actSwallow {
+		// The reply to a statement the proxy sent on its own (a held-back BEGIN).
+		s.wmu.Unlock()
+		s.mu.Unlock()
+		return false
+	}
+	s.resultsSent++
 	s.settleSettings(sc, status)
 	if s.fixSettingsLocked(sc) {
 		f = readyForQueryFrame(status) // f pointed into the read buffer the fixup reused
@@ -392,11 +420,13 @@ func (s *session) readyForQuery(sc *pool.Conn, f wire.Frame) bool {
 		s.mu.Unlock()
 		return false
 	}
+	s.noteWriteLocked()
+	entry := s.pool
 	s.detachLocked(sc)
 	attachedAt := s.attachedAt
 	s.mu.Unlock()
 	s.srv.metrics.txDuration.Observe(time.Since(attachedAt).Seconds())
-	s.pool.release(sc)
+	entry.release(sc)
 	return true
 }
 
@@ -475,6 +505,10 @@ func (s *session) serverReadFailed(sc *pool.Conn, err error) {
 		s.cleanupAfterClient(sc)
 		return
 	}
+	if s.replayableLocked(sc) {
+		s.replayElsewhere(sc, err) // unlocks s.mu
+		return
+	}
 	gone := s.clientGone
 	s.server = nil
 	s.copyIn = false
@@ -517,9 +551,10 @@ func (s *session) serverReadFailed(sc *pool.Conn, err error) {
 		s.wmu.Unlock()
 	}
 	s.batchFailed = false
+	entry := s.pool
 	s.mu.Unlock()
 	sc.MarkBroken()
-	s.pool.release(sc)
+	entry.release(sc)
 }
 
 // cleanupAfterClient brings a backend the client abandoned back to a clean state and returns
@@ -530,6 +565,7 @@ func (s *session) cleanupAfterClient(sc *pool.Conn) {
 	s.mu.Lock()
 	status, mode, pinned := s.txStatus, s.mode, s.pinReason != "" || s.advisory > 0
 	s.server = nil
+	entry := s.pool
 	s.mu.Unlock()
 	var err error
 	if status != 'I' {
@@ -547,7 +583,7 @@ func (s *session) cleanupAfterClient(sc *pool.Conn) {
 		s.logger().Info("closing server connection the client left dirty", zap.Error(err))
 		sc.MarkBroken()
 	}
-	s.pool.release(sc)
+	entry.release(sc)
 }
 
 // runSimple runs sql as a simple query on a backend the caller owns and no relay reads, and

@@ -17,8 +17,10 @@ import (
 
 	"github.com/shardwire/shardwire/config"
 	"github.com/shardwire/shardwire/proxy/auth"
+	"github.com/shardwire/shardwire/proxy/health"
 	"github.com/shardwire/shardwire/proxy/pool"
 	"github.com/shardwire/shardwire/proxy/wire"
+	"github.com/shardwire/shardwire/shardmap"
 )
 
 // Server is one proxy node's client-facing side.
@@ -32,6 +34,9 @@ type Server struct {
 	statements *statementRegistry
 	cancels    *cancelRegistry
 	nodeTag    uint32
+	topo       *topology
+	bgOnce     sync.Once
+	reg        prometheus.Registerer
 
 	readBuffers  *wire.BufferPool
 	writeBuffers *wire.BufferPool
@@ -99,6 +104,13 @@ func New(cfg config.Config, log *zap.Logger, reg prometheus.Registerer) (*Server
 	if err := s.apply(cfg); err != nil {
 		return nil, err
 	}
+	checker := health.New(healthConfig(&cfg), log.Named("health"), reg)
+	topo, err := newTopology(&cfg, log, checker)
+	if err != nil {
+		return nil, err
+	}
+	s.topo = topo
+	s.reg = reg
 	if cfg.TLS.Enabled() {
 		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
 		if err != nil {
@@ -146,8 +158,67 @@ func (s *Server) Reload(cfg config.Config) error {
 	return nil
 }
 
+// healthConfig derives the health checker's settings; credentials default to the first
+// user's server login.
+func healthConfig(cfg *config.Config) health.Config {
+	h := health.Config{
+		Region: cfg.Region, Interval: cfg.Health.Interval.D(), MaxReplicaLag: cfg.Health.MaxReplicaLag.D(),
+		BanTime: cfg.Health.BanTime.D(), MaxBanTime: cfg.Health.MaxBanTime.D(),
+		ConnectTimeout: cfg.Pool.ServerConnectTimeout.D(),
+		User:           cfg.Health.User, Password: cfg.Health.Password, Database: cfg.Health.Database,
+	}
+	if h.User == "" && len(cfg.Users) > 0 {
+		u := cfg.Users[0]
+		h.User, h.Password = u.Name, u.Password
+		if u.ServerUser != "" {
+			h.User = u.ServerUser
+		}
+		if u.ServerPassword != "" {
+			h.Password = u.ServerPassword
+		}
+	}
+	return h
+}
+
+// Start loads the shard map from the catalog (creating it from the configuration the first
+// time) and starts the background work: catalog polling and health checks. Serve calls it;
+// it runs once, until ctx ends.
+func (s *Server) Start(ctx context.Context) error {
+	var err error
+	s.bgOnce.Do(func() { err = s.start(ctx) })
+	return err
+}
+
+func (s *Server) start(ctx context.Context) error {
+	cfg := s.config()
+	if cfg.Catalog.DSN != "" {
+		bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		cat, m, err := openCatalog(bctx, cfg, s.topo.store.Current(), s.log)
+		if err != nil {
+			return err
+		}
+		s.topo.store.Set(m)
+		go func() {
+			err := shardmap.Watch(ctx, cat, s.topo.store, cfg.Catalog.PollInterval.D(), s.log.Named("shardmap"),
+				shardmap.WatchOptions{Registerer: s.reg})
+			if err != nil {
+				s.log.Error("shard map watch stopped", zap.Error(err))
+			}
+			cat.Close()
+		}()
+	}
+	s.topo.health.CheckNow(ctx)
+	go s.topo.health.Run(ctx)
+	return nil
+}
+
 // Serve accepts clients on ln until ctx is done or Close is called.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if err := s.Start(ctx); err != nil {
+		_ = ln.Close()
+		return err
+	}
 	go func() {
 		<-ctx.Done()
 		_ = ln.Close()
@@ -201,11 +272,12 @@ func (s *Server) Close() {
 
 // Ready reports whether the node can serve: the default group's writer accepts a connection.
 func (s *Server) Ready(ctx context.Context) error {
-	cfg := s.config()
+	m := s.topo.store.Current()
+	writer := s.topo.health.Writer(m.Groups[m.DefaultGroup].Name)
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", cfg.Groups[0].Writer)
+	c, err := d.DialContext(ctx, "tcp", writer)
 	if err != nil {
-		return fmt.Errorf("default group writer %s: %w", cfg.Groups[0].Writer, err)
+		return fmt.Errorf("default group writer %s: %w", writer, err)
 	}
 	return c.Close()
 }

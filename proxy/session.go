@@ -17,6 +17,7 @@ import (
 	"github.com/shardwire/shardwire/proxy/pool"
 	"github.com/shardwire/shardwire/proxy/wire"
 	"github.com/shardwire/shardwire/router"
+	"github.com/shardwire/shardwire/shardmap"
 )
 
 // session is one client connection after login.
@@ -38,8 +39,9 @@ type session struct {
 	key        backendKey
 	user       string
 	db         config.Database
+	userCfg    config.User
 	mode       config.PoolMode
-	pool       *poolEntry
+	pool       *poolEntry // the attached backend's pool (s.mu)
 
 	// Client loop only.
 	bytesIn       uint64 // received since last published to metrics
@@ -50,6 +52,17 @@ type session struct {
 	scratch       []byte
 	// flushMark is the queue position up to which a forwarded Flush asked for replies.
 	flushMark uint64
+
+	// Routing (client loop only).
+	curMap           *shardmap.Map // the map the current request was planned with
+	bindParams       bindParams
+	proxyPortals     map[string]*proxyPortal // portals the proxy executes itself (scatter, DDL)
+	candidates       []string
+	shardKey         int64
+	hasShardKey      bool
+	localShardKey    int64
+	hasLocalShardKey bool
+	lastWrite        map[string]time.Time // group name → when a write of this session last committed there
 
 	mu          sync.Mutex
 	writingDone *sync.Cond    // signalled when writing turns false
@@ -72,15 +85,37 @@ type session struct {
 	advisory    int    // session advisory locks held
 	pinReason   string
 	attachedAt  time.Time
+	// Routing state under mu.
+	srvGroup       int    // group index of the attached backend in curMap
+	srvWriter      bool   // the attached backend is its group's writer
+	srvAddr        string // its endpoint
+	wrote          bool   // it ran a write since it was attached
+	virtualTx      byte   // transaction status the proxy shows while it holds a BEGIN back ('T', 'E') or 0
+	deferredBegin  []byte
+	deferredParses []deferredParse
 	// lostTx: the backend died while the client was idle in a transaction; its next request
 	// gets an error instead of silently running outside that transaction.
 	lostTx atomic.Bool
 	// skipAfterServerLoss asks the client loop to skip to the next Sync (set by the relay).
 	skipAfterServerLoss atomic.Bool
 
-	wmu      sync.Mutex
-	out      *wire.Writer // to the client
-	bytesOut uint64       // sent since last published to metrics (wmu)
+	wmu        sync.Mutex
+	out        *wire.Writer // to the client
+	bytesOut   uint64       // sent since last published to metrics (wmu)
+	sentFrames uint64       // frames written to the client (wmu)
+	// resultsSent counts results written to the client (rows, command completions, errors,
+	// ReadyForQuery): what a replay must not repeat (wmu).
+	resultsSent uint64
+	replaySkip  uint64 // frames of a replayed unit the client already has (wmu)
+
+	// A read on a replica that fails before anything reached the client is replayed on another
+	// endpoint (client loop, and s.mu where a backend is attached or released).
+	replay        []byte          // the client's messages since the replica was attached
+	replayMark    uint64          // sentFrames when it was attached
+	replayResults uint64          // resultsSent when it was attached
+	replayParses  []deferredParse // held-back Parses it was sent at attach
+	replayOK      bool            // the unit can still be replayed
+	replaying     bool
 }
 
 // run is the client loop. It returns when the client leaves or must be disconnected.
@@ -134,8 +169,21 @@ func (s *session) clientReadError(err error) error {
 	return err
 }
 
-// handle processes one client message.
+// handle processes one client message; for a replica read it keeps the message for a replay.
 func (s *session) handle(f wire.Frame) error {
+	err := s.dispatch(f)
+	if s.replayOK && !s.replaying {
+		s.mu.Lock()
+		if s.server != nil && !s.srvWriter && s.replayOK {
+			s.replay = append(s.replay, f...)
+		}
+		s.mu.Unlock()
+	}
+	return err
+}
+
+// dispatch processes one client message.
+func (s *session) dispatch(f wire.Frame) error {
 	typ := f.Type()
 	if s.skipAfterServerLoss.Load() && s.skipAfterServerLoss.Swap(false) {
 		s.skipUntilSync = true
@@ -184,10 +232,11 @@ func (s *session) handleQuery(f wire.Frame) error {
 		s.sendFatal(ce)
 		return ce
 	}
-	eff := analyze(body[:len(body)-1])
+	sql := body[:len(body)-1]
+	eff := analyze(sql)
 	if eff != nil {
 		if ce := s.refuse(eff); ce != nil {
-			s.localError(ce, true)
+			s.routeFailed(ce, true)
 			return nil
 		}
 		if eff.Flags == router.EffectDeallocate && s.deallocate(eff) {
@@ -196,14 +245,62 @@ func (s *session) handleQuery(f wire.Frame) error {
 			return nil
 		}
 	}
-	sc, err := s.begin()
+	if tag, ok := s.shardKeySetting(sql); ok {
+		s.reply(commandCompleteFrame(tag))
+		s.reply(nil)
+		return nil
+	}
+	m := s.currentMap()
+	s.curMap = m
+	plan := s.srv.topo.router.Route(bytesToString(sql), s.routerSession(), m)
+	if s.abortedVirtualTx(&plan, true) {
+		return nil
+	}
+	switch plan.Target {
+	case router.TargetReject:
+		s.routeFailed(routeClientError(plan.Err), true)
+		return nil
+	case router.TargetScatter, router.TargetAllGroups:
+		return s.runProxyQuery(&proxyPortal{sql: string(sql), plan: plan, m: m, describe: true}, true)
+	}
+	if plan.Statements == 1 && s.virtualTxControl(f, &plan) {
+		return nil
+	}
+	if plan.Kind == router.KindDDL {
+		defer s.srv.topo.schemaChanged(s.db.BackendName)
+	}
+	t, ce := s.targetFor(&plan, m)
+	if ce != nil {
+		s.routeFailed(ce, true)
+		return nil
+	}
+	sc, err := s.begin(t)
 	if err != nil {
-		return s.attachFailed(err, true)
+		return s.beginFailed(err, true)
 	}
 	sc.UnnamedOwner = nil // a simple query drops the backend's unnamed statement
 	s.queue.push(pending{kind: pendQuery, effects: eff, start: time.Now()})
 	s.mu.Unlock()
 	return s.write(sc, f)
+}
+
+// beginFailed reports a failed begin: a refused switch of group fails the request (and an
+// open transaction); anything else is an attach failure.
+func (s *session) beginFailed(err error, simple bool) error {
+	var se *switchError
+	if errors.As(err, &se) {
+		s.routeFailed(se.ce, simple)
+		return nil
+	}
+	return s.attachFailed(err, simple)
+}
+
+// bytesToString views b as a string without copying; the string is valid while b is unchanged.
+func bytesToString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
 
 // refuse returns the error for a statement the pool mode cannot run, or nil.
@@ -277,9 +374,17 @@ func (s *session) handleParse(f wire.Frame) error {
 		}
 		s.unnamedGen++
 		s.unnamed = &unnamedStatement{frame: append([]byte(nil), f...), effects: derefEffects(eff)}
-		sc, err := s.begin()
+		s.mu.Lock()
+		if s.server == nil {
+			// Which group runs it is known at Bind: hold the Parse until a backend is chosen.
+			s.deferredParses = append(s.deferredParses, deferredParse{unnamed: true, gen: s.unnamedGen})
+			s.mu.Unlock()
+			return nil
+		}
+		s.mu.Unlock()
+		sc, err := s.begin(anyTarget)
 		if err != nil {
-			return s.attachFailed(err, false)
+			return s.beginFailed(err, false)
 		}
 		sc.UnnamedOwner, sc.UnnamedGen = s, s.unnamedGen
 		s.queue.push(pending{kind: pendParse})
@@ -300,9 +405,9 @@ func (s *session) handleParse(f wire.Frame) error {
 		s.reply(parseCompleteFrame)
 		return nil
 	}
-	sc, err := s.begin()
+	sc, err := s.begin(anyTarget)
 	if err != nil {
-		return s.attachFailed(err, false)
+		return s.beginFailed(err, false)
 	}
 	s.nameStatementLocked(name, st)
 	if sc.Prepared().Has(st.name) {
@@ -359,9 +464,52 @@ func (s *session) handleBind(f wire.Frame) error {
 	if !ok {
 		return s.protocolViolation("malformed Bind message")
 	}
-	sc, err := s.begin()
+	if len(s.proxyPortals) > 0 {
+		delete(s.proxyPortals, string(portal))
+	}
+	var parse []byte // the Parse message of the statement bound, to route it
+	var st *statement
+	if len(stmtName) == 0 {
+		if s.unnamed != nil {
+			parse = s.unnamed.frame
+		}
+	} else if st = s.statements[string(stmtName)]; st != nil {
+		parse = st.frame
+	}
+	t := anyTarget
+	if parse != nil {
+		query, paramTypes := parseQuery(parse)
+		m := s.currentMap()
+		s.curMap = m
+		if err := s.bindParams.reset(params); err != nil {
+			return s.protocolViolation("malformed Bind message")
+		}
+		plan := s.srv.topo.router.Prepare(bytesToString(query), m).Plan(&s.bindParams, s.routerSession(), m)
+		if s.abortedVirtualTx(&plan, false) {
+			return nil
+		}
+		switch plan.Target {
+		case router.TargetReject:
+			s.routeFailed(routeClientError(plan.Err), false)
+			return nil
+		case router.TargetScatter, router.TargetAllGroups:
+			s.addProxyPortal(string(portal), &proxyPortal{sql: string(query), plan: plan, m: m,
+				paramTypes: append([]byte(nil), paramTypes...), bind: append([]byte(nil), params...)})
+			s.reply(bindCompleteFrame)
+			return nil
+		}
+		var ce *clientError
+		if t, ce = s.targetFor(&plan, m); ce != nil {
+			s.routeFailed(ce, false)
+			return nil
+		}
+		if plan.Kind == router.KindDDL {
+			defer s.srv.topo.schemaChanged(s.db.BackendName)
+		}
+	}
+	sc, err := s.begin(t)
 	if err != nil {
-		return s.attachFailed(err, false)
+		return s.beginFailed(err, false)
 	}
 	buf := s.scratch[:0]
 	var eff router.SessionEffects
@@ -371,7 +519,7 @@ func (s *session) handleBind(f wire.Frame) error {
 		if s.unnamed != nil {
 			eff = s.unnamed.effects
 		}
-	} else if st := s.statements[string(stmtName)]; st != nil {
+	} else if st != nil {
 		if !sc.Prepared().Has(st.name) {
 			buf = s.prepareLocked(sc, buf, st, actSwallow, "")
 		}
@@ -385,6 +533,14 @@ func (s *session) handleBind(f wire.Frame) error {
 	s.trackPortal(portal, eff)
 	s.scratch = buf
 	return s.write(sc, buf)
+}
+
+// parseQuery returns the query text and the parameter-type part (count and OIDs) of a Parse
+// message.
+func parseQuery(parse []byte) (query, paramTypes []byte) {
+	_, rest, _ := wire.CString(wire.Frame(parse).Body())
+	query, paramTypes, _ = wire.CString(rest)
+	return query, paramTypes
 }
 
 // portalPrefix returns the Bind body's portal field with its NUL.
@@ -412,9 +568,15 @@ func (s *session) handleDescribe(f wire.Frame) error {
 	if !ok {
 		return s.protocolViolation("malformed Describe message")
 	}
-	sc, err := s.begin()
+	if body[0] == 'P' {
+		if pp := s.proxyPortals[string(name)]; pp != nil {
+			pp.describe = true
+			return nil // answered with the portal's execution
+		}
+	}
+	sc, err := s.begin(anyTarget)
 	if err != nil {
-		return s.attachFailed(err, false)
+		return s.beginFailed(err, false)
 	}
 	buf := s.scratch[:0]
 	switch {
@@ -444,6 +606,9 @@ func (s *session) handleExecute(f wire.Frame) error {
 	if !ok {
 		return s.protocolViolation("malformed Execute message")
 	}
+	if pp := s.proxyPortals[string(portal)]; pp != nil {
+		return s.runProxyQuery(pp, false)
+	}
 	var eff *router.SessionEffects
 	if len(s.portals) > 0 {
 		eff = s.portals[string(portal)]
@@ -461,6 +626,11 @@ func (s *session) handleClose(f wire.Frame) error {
 		return s.protocolViolation("malformed Close message")
 	}
 	if body[0] != 'S' {
+		if pp := s.proxyPortals[string(name)]; pp != nil {
+			delete(s.proxyPortals, string(name))
+			s.reply(closeCompleteFrame)
+			return nil
+		}
 		return s.forward(f, pending{kind: pendClose})
 	}
 	// Statements stay prepared on the backends for other clients; the proxy answers.
@@ -478,8 +648,9 @@ func (s *session) handleClose(f wire.Frame) error {
 func (s *session) handleSync(f wire.Frame) error {
 	s.skipUntilSync = false
 	s.publishBytesIn()
+	clear(s.proxyPortals)
 	s.mu.Lock()
-	if s.server == nil {
+	if s.server == nil && len(s.deferredParses) == 0 {
 		s.mu.Unlock()
 		s.reply(nil) // nothing reached a backend: the proxy answers ReadyForQuery itself
 		return nil
@@ -515,32 +686,13 @@ func (s *session) forwardIfAttached(f wire.Frame, copyMsg bool) error {
 
 // forward sends f to the backend, attaching one if needed, and queues its reply.
 func (s *session) forward(f []byte, p pending) error {
-	sc, err := s.begin()
+	sc, err := s.begin(anyTarget)
 	if err != nil {
-		return s.attachFailed(err, p.kind == pendQuery)
+		return s.beginFailed(err, p.kind == pendQuery)
 	}
 	s.queue.push(p)
 	s.mu.Unlock()
 	return s.write(sc, f)
-}
-
-// begin attaches a backend if none is attached, marks the session as writing, and returns
-// with s.mu held.
-func (s *session) begin() (*pool.Conn, error) {
-	s.mu.Lock()
-	if s.server == nil {
-		s.mu.Unlock()
-		sc, err := s.attach()
-		if err != nil {
-			return nil, err
-		}
-		s.mu.Lock()
-		s.server = sc
-		s.txStatus = 'I'
-		s.attachedAt = time.Now()
-	}
-	s.writing = true
-	return s.server, nil
 }
 
 // write writes frames to the backend, flushing when the client has nothing more buffered,
@@ -572,42 +724,14 @@ func (s *session) serverWriteFailed(sc *pool.Conn, err error) {
 	_ = sc.SetDeadline(time.Now())
 }
 
-// attach checks a backend out of the pool and applies the session's settings to it.
-func (s *session) attach() (*pool.Conn, error) {
-	sc := s.pool.pool.TryAcquire() // the common case: an idle backend, no waiting
-	if sc == nil {
-		var err error
-		if sc, err = s.waitForServer(); err != nil {
-			return nil, err
-		}
-	} else {
-		s.srv.metrics.waitSeconds.Observe(0)
-	}
-	s.mu.Lock()
-	want := s.settings
-	s.mu.Unlock()
-	have, _ := sc.Settings.(*settings)
-	if have == nil {
-		have = emptySettings
-	}
-	if sql := transitionSQL(have, want); sql != "" {
-		if err := runSimple(sc, sql, 10*time.Second, nil); err != nil {
-			s.pool.pool.Discard(sc)
-			return nil, newClientError(codeConnectionFailure, "could not restore session settings on a server connection").withCause(err)
-		}
-		sc.Settings = want
-	}
-	return sc, nil
-}
-
 // waitForServer waits up to query_wait_timeout for a backend, opening one if the pool may.
-func (s *session) waitForServer() (*pool.Conn, error) {
+func (s *session) waitForServer(entry *poolEntry) (*pool.Conn, error) {
 	cfg := s.srv.config()
 	ctx, cancel := context.WithTimeout(s.ctx, cfg.Pool.QueryWaitTimeout.D())
 	defer cancel()
 	start := time.Now()
 	s.srv.metrics.clientsWaiting.Inc()
-	sc, err := s.pool.pool.Acquire(ctx)
+	sc, err := entry.pool.Acquire(ctx)
 	s.srv.metrics.clientsWaiting.Dec()
 	s.srv.metrics.waitSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
@@ -653,6 +777,12 @@ func (s *session) localError(ce *clientError, simple bool) {
 // reply still pending, or at once when nothing is pending.
 func (s *session) reply(frame []byte) {
 	s.mu.Lock()
+	if len(s.deferredParses) > 0 && frame != nil {
+		// A held-back Parse comes first: this reply waits with it.
+		s.deferredParses = append(s.deferredParses, deferredParse{synth: frame})
+		s.mu.Unlock()
+		return
+	}
 	if s.queue.len() > 0 {
 		if frame == nil {
 			s.queue.push(pending{kind: pendSync, action: actSynth})
@@ -675,7 +805,13 @@ func (s *session) reply(frame []byte) {
 }
 
 func (s *session) txStatusLocked() byte {
-	if s.server == nil || s.txStatus == 0 {
+	if s.server == nil {
+		if s.virtualTx != 0 {
+			return s.virtualTx
+		}
+		return 'I'
+	}
+	if s.txStatus == 0 {
 		return 'I'
 	}
 	return s.txStatus
@@ -735,8 +871,13 @@ func (s *session) publishBytesOutLocked() {
 
 // writeClient writes to the client; s.wmu is held. Errors surface on the client loop's read.
 func (s *session) writeClient(frame []byte) {
+	if s.replaySkip > 0 {
+		s.replaySkip-- // the client has this reply from the failed replica already
+		return
+	}
 	_, _ = s.out.Write(frame)
 	s.bytesOut += uint64(len(frame))
+	s.sentFrames++
 }
 
 func (s *session) protocolViolation(msg string) error {

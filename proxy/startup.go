@@ -210,7 +210,8 @@ func (s *Server) login(ctx context.Context, nc net.Conn, in *wire.Reader, out *w
 		return nil, s.refuseLogin(out, "unknown_database", fatalError(codeInvalidCatalogName, fmt.Sprintf("database %q does not exist", dbName)).
 			withHint("the proxy serves only the databases in its configuration"))
 	}
-	entry, err := s.poolFor(cfg.Groups[0].Writer, db, user)
+	cur := s.topo.store.Current()
+	entry, err := s.poolFor(s.topo.health.Writer(cur.Groups[cur.DefaultGroup].Name), db, user)
 	if err != nil {
 		return nil, s.refuseLogin(out, "internal", asClientError(err))
 	}
@@ -235,6 +236,7 @@ func (s *Server) login(ctx context.Context, nc net.Conn, in *wire.Reader, out *w
 		out:        out,
 		user:       userName,
 		db:         db,
+		userCfg:    user,
 		mode:       cfg.ModeFor(db, user),
 		pool:       entry,
 		statements: make(map[string]*statement),

@@ -229,4 +229,9 @@ type MergeSpec struct {
 	GroupBy    []int       `json:"group_by,omitempty"`
 	// Distinct removes duplicate rows (SELECT DISTINCT), after aggregation.
 	Distinct bool `json:"distinct,omitempty"`
+	// Star is set when the select list expands a * (*, t.*, (f()).*): the router cannot count
+	// the client's columns, so Columns is 0 and the merge takes the count from a group's
+	// RowDescription (its fields minus Hidden). A negative SortKey.Column then counts from
+	// the end of the per-group row (-1 is the last hidden column). Never set with Aggregates.
+	Star bool `json:"star,omitempty"`
 }

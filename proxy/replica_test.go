@@ -1,0 +1,173 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// notesSchema is a small sharded table for the replica tests.
+const notesSchema = `CREATE TABLE notes (customer_id bigint NOT NULL, id bigint NOT NULL, body text NOT NULL,
+PRIMARY KEY (customer_id, id))`
+
+// portOf returns the port of the server that answered a routed read for customer.
+func portOf(ctx context.Context, c *pgx.Conn, customer int64) (int, error) {
+	var port int
+	err := c.QueryRow(ctx, "SELECT current_setting('port')::int FROM notes WHERE customer_id = $1 LIMIT 1", customer).Scan(&port)
+	return port, err
+}
+
+// TestReplicaReads: reads avoid a replica lagging beyond the bound, a session always reads its
+// own writes, and a replica stopped under a read load costs no client an error.
+func TestReplicaReads(t *testing.T) {
+	p := startShardedProxy(t, 4, 1, nil)
+	ctx := context.Background()
+	admin := connect(t, p.dsn(""))
+	execAll(t, admin, notesSchema)
+	// One customer per group, with a row each.
+	customers := []int64{1, 5, 9, 13}
+	for _, c := range customers {
+		if _, err := admin.Exec(ctx, "INSERT INTO notes (customer_id, id, body) VALUES ($1, 0, 'seed')", c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.waitReplicasCaughtUp(t)
+
+	g1 := p.cluster.Groups[1]
+	delayed := g1.Replicas[0]
+	rc := connect(t, delayed.SuperDSN("postgres"))
+	execAll(t, rc, "ALTER SYSTEM SET recovery_min_apply_delay = '3s'", "SELECT pg_reload_conf()")
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), delayed.SuperDSN("postgres"))
+		if err == nil {
+			_, _ = c.Exec(context.Background(), "ALTER SYSTEM RESET recovery_min_apply_delay")
+			_, _ = c.Exec(context.Background(), "SELECT pg_reload_conf()")
+			c.Close(context.Background())
+		}
+	})
+
+	// Keep writing to g1 so that the delayed replica really lags.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		w := connect(t, p.dsn(""))
+		for i := int64(1); ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if _, err := w.Exec(ctx, "INSERT INTO notes (customer_id, id, body) VALUES (5, $1, 'tick')", 1_000_000+i); err != nil {
+				t.Errorf("background write: %v", err)
+				return
+			}
+		}
+	}()
+	defer func() { close(stop); wg.Wait() }()
+
+	hc := p.srv.topo.health
+	waitFor(t, 20*time.Second, "the delayed replica to be excluded from reads", func() bool {
+		return !slices.Contains(hc.ReadTargets("g1", 0, nil), delayed.Addr())
+	})
+
+	t.Run("reads avoid the lagging replica", func(t *testing.T) {
+		c := connect(t, p.dsn(""))
+		for range 50 {
+			port, err := portOf(ctx, c, 5)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if port == delayed.Port {
+				t.Fatalf("a read went to the replica lagging 3s")
+			}
+		}
+		// The other groups' reads do go to their replicas.
+		port, err := portOf(ctx, c, 9)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if port != p.cluster.Groups[2].Replicas[0].Port {
+			for _, s := range p.cluster.Servers() {
+				t.Logf("%s: %d", s.Name, s.Port)
+			}
+			t.Logf("targets %v", hc.ReadTargets("g2", 0, nil))
+			t.Errorf("read of g2 served by port %d, want its replica %d", port, p.cluster.Groups[2].Replicas[0].Port)
+		}
+	})
+
+	t.Run("read your writes", func(t *testing.T) {
+		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement} {
+			c := connect(t, p.dsn(""))
+			for i := range int64(60) {
+				cust := customers[i%4]
+				id := 2_000_000 + i + int64(mode)*1000
+				if _, err := c.Exec(ctx, "INSERT INTO notes (customer_id, id, body) VALUES ($1, $2, 'mine')", mode, cust, id); err != nil {
+					t.Fatal(err)
+				}
+				var body string
+				err := c.QueryRow(ctx, "SELECT body FROM notes WHERE customer_id = $1 AND id = $2", mode, cust, id).Scan(&body)
+				if err != nil {
+					t.Fatalf("customer %d: own write %d not visible right after it: %v", cust, id, err)
+				}
+			}
+		}
+	})
+
+	t.Run("replica stopped under read load", func(t *testing.T) {
+		victim := p.cluster.Groups[2].Replicas[0]
+		var reads, failures atomic.Int64
+		var firstErr atomic.Value
+		loadCtx, cancel := context.WithCancel(ctx)
+		var lwg sync.WaitGroup
+		for w := range 8 {
+			lwg.Add(1)
+			go func() {
+				defer lwg.Done()
+				c := connect(t, p.dsn(""))
+				mode := pgx.QueryExecModeCacheStatement
+				if w%2 == 0 {
+					mode = pgx.QueryExecModeSimpleProtocol
+				}
+				for loadCtx.Err() == nil {
+					var n int64
+					err := c.QueryRow(loadCtx, "SELECT count(*) FROM notes WHERE customer_id = $1", mode, customers[2]).Scan(&n)
+					if loadCtx.Err() != nil {
+						return
+					}
+					if err != nil {
+						failures.Add(1)
+						firstErr.CompareAndSwap(nil, fmt.Sprint(err))
+						continue
+					}
+					reads.Add(1)
+				}
+			}()
+		}
+		waitFor(t, 10*time.Second, "reads under way", func() bool { return reads.Load() > 200 })
+		if err := victim.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		before := reads.Load()
+		waitFor(t, 20*time.Second, "reads to go on without the replica", func() bool { return reads.Load() > before+500 })
+		if err := victim.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		lwg.Wait()
+		if n := failures.Load(); n > 0 {
+			t.Fatalf("%d of %d reads failed while a replica stopped; first: %v", n, reads.Load()+n, firstErr.Load())
+		}
+	})
+	if errors.Is(ctx.Err(), context.Canceled) {
+		t.Fatal("unreachable")
+	}
+}

@@ -1,0 +1,213 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/shardwire/shardwire/config"
+	"github.com/shardwire/shardwire/proxy/health"
+	"github.com/shardwire/shardwire/proxy/pool"
+	"github.com/shardwire/shardwire/proxy/wire"
+	"github.com/shardwire/shardwire/router"
+	"github.com/shardwire/shardwire/shardmap"
+)
+
+// topology is what the node knows of where data lives: the shard map (from the catalog, or the
+// configuration when there is none), the tables each database shards, and the endpoints'
+// health. Sessions read it on every request; it changes rarely.
+type topology struct {
+	log    *zap.Logger
+	store  *shardmap.Store
+	router *router.Router
+	health *health.Checker
+
+	mu sync.Mutex
+	// dbMaps are the current map with Tables resolved for one backend database. A map is
+	// rebuilt when the epoch changes or DDL ran through the proxy.
+	dbMaps map[string]*dbMap
+}
+
+// dbMap is the shard map as one database sees it.
+type dbMap struct {
+	m      *shardmap.Map
+	epoch  int64
+	loaded bool // Tables came from the database's schema (else: named rules only)
+	stale  bool // a DDL ran since: reload the schema on next use
+}
+
+func newTopology(cfg *config.Config, log *zap.Logger, checker *health.Checker) (*topology, error) {
+	m, err := shardmap.FromConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("shard map from configuration: %w", err)
+	}
+	t := &topology{
+		log:    log,
+		store:  shardmap.NewStore(m),
+		router: router.New(router.Config{}),
+		health: checker,
+		dbMaps: make(map[string]*dbMap),
+	}
+	checker.SetGroups(m.Groups)
+	t.store.Subscribe(func(m *shardmap.Map) {
+		checker.SetGroups(m.Groups)
+		log.Info("shard map loaded", zap.Int64("epoch", m.Epoch), zap.Int("groups", len(m.Groups)))
+	})
+	return t, nil
+}
+
+// mapFor returns the current map with Tables resolved for a backend database. The schema is
+// read lazily with load (on the default group's writer) the first time, after the epoch
+// changed, and after DDL through the proxy; until it can be read, only named rules apply.
+func (t *topology) mapFor(db string, load func(context.Context) (map[string][]string, error)) *shardmap.Map {
+	cur := t.store.Current()
+	t.mu.Lock()
+	dm := t.dbMaps[db]
+	if dm != nil && dm.epoch == cur.Epoch && dm.loaded && !dm.stale {
+		t.mu.Unlock()
+		return dm.m
+	}
+	t.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	columns, err := load(ctx)
+	cancel()
+	m := *cur
+	m.Tables = shardmap.ResolveTables(cur.Rules, columns)
+	fresh := &dbMap{m: &m, epoch: cur.Epoch, loaded: err == nil}
+	if err != nil {
+		t.log.Warn("could not read the schema to find sharded tables; using named rules only", zap.String("database", db), zap.Error(err))
+	}
+	t.mu.Lock()
+	if old := t.dbMaps[db]; old != nil && old.epoch == fresh.epoch && old.loaded && !old.stale && !fresh.loaded {
+		fresh = old // someone else loaded it meanwhile
+	}
+	t.dbMaps[db] = fresh
+	t.mu.Unlock()
+	return fresh.m
+}
+
+// schemaChanged marks a database's resolved tables stale (DDL ran through the proxy).
+func (t *topology) schemaChanged(db string) {
+	t.mu.Lock()
+	if dm := t.dbMaps[db]; dm != nil {
+		dm.stale = true
+	}
+	t.mu.Unlock()
+}
+
+// schemaQuery lists the user tables' columns (partitions included: they are sharded like
+// their parent because they carry its columns).
+const schemaQuery = `SELECT c.relname, a.attname FROM pg_catalog.pg_attribute a
+JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND a.attnum > 0 AND NOT a.attisdropped
+AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'`
+
+// readSchema runs schemaQuery on a backend the caller owns and returns table → columns,
+// lower-cased.
+func readSchema(sc *pool.Conn, budget time.Duration) (map[string][]string, error) {
+	rows, err := queryText(sc, schemaQuery, budget)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]string)
+	for _, r := range rows {
+		if len(r) != 2 {
+			continue
+		}
+		table := strings.ToLower(r[0])
+		out[table] = append(out[table], strings.ToLower(r[1]))
+	}
+	return out, nil
+}
+
+// queryText runs a simple query on a backend the caller owns and returns its rows as text.
+func queryText(sc *pool.Conn, sql string, budget time.Duration) ([][]string, error) {
+	sc.UnnamedOwner = nil
+	_ = sc.SetDeadline(time.Now().Add(budget))
+	defer sc.SetDeadline(time.Time{})
+	msg := wire.AppendHeader(nil, wire.Query, len(sql)+1)
+	msg = append(msg, sql...)
+	msg = append(msg, 0)
+	if _, err := sc.W.Write(msg); err != nil {
+		return nil, fmt.Errorf("send query: %w", err)
+	}
+	if err := sc.W.Flush(); err != nil {
+		return nil, fmt.Errorf("send query: %w", err)
+	}
+	var rows [][]string
+	var failed error
+	for {
+		f, err := sc.R.Next()
+		if err != nil {
+			return nil, fmt.Errorf("read reply: %w", err)
+		}
+		switch f.Type() {
+		case wire.DataRow:
+			row, err := decodeTextRow(f.Body())
+			if err != nil {
+				return nil, err
+			}
+			rows = append(rows, row)
+		case wire.ErrorResponse:
+			failed = fmt.Errorf("server error %s: %s", errorCode(f.Body()), errorMessage(f.Body()))
+		case wire.ReadyForQuery:
+			return rows, failed
+		}
+	}
+}
+
+// decodeTextRow splits a DataRow body into its text values ("" for NULL).
+func decodeTextRow(b []byte) ([]string, error) {
+	if len(b) < 2 {
+		return nil, fmt.Errorf("malformed DataRow")
+	}
+	n := int(b[0])<<8 | int(b[1])
+	b = b[2:]
+	row := make([]string, 0, n)
+	for range n {
+		if len(b) < 4 {
+			return nil, fmt.Errorf("malformed DataRow")
+		}
+		l := int(int32(uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])))
+		b = b[4:]
+		if l < 0 {
+			row = append(row, "")
+			continue
+		}
+		if l > len(b) {
+			return nil, fmt.Errorf("malformed DataRow")
+		}
+		row = append(row, string(b[:l]))
+		b = b[l:]
+	}
+	return row, nil
+}
+
+// openCatalog connects to the catalog and bootstraps it with the configuration's map, retrying
+// until ctx ends; it returns the catalog's current map.
+func openCatalog(ctx context.Context, cfg *config.Config, bootstrap *shardmap.Map, log *zap.Logger) (*shardmap.Catalog, *shardmap.Map, error) {
+	var lastErr error
+	for {
+		cat, err := shardmap.OpenCatalog(ctx, cfg.Catalog.DSN, cfg.Catalog.Schema, log.Named("catalog"))
+		if err == nil {
+			m, berr := cat.Bootstrap(ctx, bootstrap, cfg.NodeName)
+			if berr == nil {
+				return cat, m, nil
+			}
+			cat.Close()
+			err = berr
+		}
+		lastErr = err
+		log.Warn("shard map catalog not reachable yet", zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return nil, nil, fmt.Errorf("shard map catalog: %w", lastErr)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
