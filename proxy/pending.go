@@ -109,6 +109,7 @@ var (
 	parseCompleteFrame = []byte{'1', 0, 0, 0, 4}
 	closeCompleteFrame = []byte{'3', 0, 0, 0, 4}
 	bindCompleteFrame  = []byte{'2', 0, 0, 0, 4}
+	noDataFrame        = []byte{'n', 0, 0, 0, 4}
 )
 
 func readyForQueryFrame(status byte) []byte { return []byte{'Z', 0, 0, 0, 5, status} }

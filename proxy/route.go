@@ -173,7 +173,7 @@ var errSwitchRefused = errors.New("attached backend cannot serve the target")
 func (s *session) begin(t routeTarget) (*pool.Conn, error) {
 	s.mu.Lock()
 	if s.server != nil && !s.serves(t) {
-		if s.queue.syncs > 0 && s.mode != "session" && s.relayDone == nil {
+		if s.queue.syncs > 0 && s.mode != config.PoolModeSession && s.relayDone == nil {
 			// Earlier requests are still being answered: read their replies first; the
 			// backend may go back to the pool at their end.
 			s.mu.Unlock()
@@ -234,7 +234,7 @@ func (s *session) serves(t routeTarget) bool {
 // detachableLocked reports whether the attached backend may go back to the pool between
 // requests (s.mu held).
 func (s *session) detachableLocked() bool {
-	return s.mode != "session" && s.pinReason == "" && s.advisory == 0 && !s.copyIn && s.relayDone == nil
+	return s.mode != config.PoolModeSession && s.pinReason == "" && s.advisory == 0 && !s.copyIn && s.relayDone == nil
 }
 
 // switchError is a request refused because the session's backend serves another group.

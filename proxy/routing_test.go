@@ -132,6 +132,60 @@ func TestRouting(t *testing.T) {
 	t.Run("cross-group and keyless writes", func(t *testing.T) {
 		testCrossGroup(t, fx)
 	})
+
+	t.Run("ddl on every group", func(t *testing.T) {
+		testDDL(t, fx)
+	})
+}
+
+// testDDL checks that DDL on a sharded table reaches every group in both protocols, and that a
+// group failing it is named with the groups that applied it.
+func testDDL(t *testing.T, fx *routingFixture) {
+	ctx := context.Background()
+	conn := connect(t, fx.p.dsn(""))
+	writers := fx.p.writers(t)
+	tableOn := func(name string) map[string]bool {
+		out := map[string]bool{}
+		for g, w := range writers {
+			var n int
+			if err := w.QueryRow(ctx, "SELECT count(*) FROM pg_class WHERE relname = $1", name).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			out[g] = n == 1
+		}
+		return out
+	}
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
+		name := fmt.Sprintf("ddl_%d", mode)
+		if _, err := conn.Exec(ctx, "CREATE TABLE "+name+" (customer_id bigint NOT NULL, v int)", mode); err != nil {
+			t.Fatalf("CREATE TABLE (%v): %v", mode, err)
+		}
+		for g, ok := range tableOn(name) {
+			if !ok {
+				t.Errorf("%s missing on %s after CREATE TABLE through the proxy", name, g)
+			}
+		}
+		// The new table is sharded at once: a keyed insert lands in its owner.
+		if _, err := conn.Exec(ctx, "INSERT INTO "+name+" (customer_id, v) VALUES ($1, 1)", mode, int64(13)); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := writers[fx.p.groupOf(13)].QueryRow(ctx, "SELECT count(*) FROM "+name).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("row of customer 13 not on %s: %d, %v", fx.p.groupOf(13), n, err)
+		}
+	}
+	// A table that exists on g2 already: the CREATE fails there, having run on g0 and g1.
+	execAll(t, writers["g2"], "CREATE TABLE ddl_clash (customer_id bigint)")
+	_, err := conn.Exec(ctx, "CREATE TABLE ddl_clash (customer_id bigint)")
+	if pgCode(err) != "42P07" || !strings.Contains(err.Error(), "applied on: g0, g1") || !strings.Contains(err.Error(), "not run on: g3") {
+		t.Fatalf("clashing CREATE TABLE: %v; want 42P07 naming the groups", err)
+	}
+	if on := tableOn("ddl_clash"); !on["g0"] || !on["g1"] || on["g3"] {
+		t.Fatalf("ddl_clash on %v", on)
+	}
+	if n := mustQueryInt(t, conn, "SELECT count(*) FROM customers WHERE customer_id = $1", fx.counts.customerIDs()[0]); n != 1 {
+		t.Fatal("session unusable after a failed DDL")
+	}
 }
 
 // testCrossGroup checks the documented errors of statements that cannot run in one group, and

@@ -58,7 +58,7 @@ func (s *session) runProxyQuery(pp *proxyPortal, simple bool) error {
 	}
 	var ce *clientError
 	if pp.plan.Target == router.TargetAllGroups {
-		ce = s.broadcast(pp)
+		ce = s.broadcast(pp, !simple && pp.describe)
 	} else {
 		ce = s.scatter(pp, simple)
 	}
@@ -386,7 +386,7 @@ func (s *session) groupError(g *groupConn, err error) *clientError {
 // broadcast runs DDL on every group's writer, one group after another in group order. The
 // client sees the first group's replies; when a group fails, the error says which groups
 // applied the statement and which did not run it.
-func (s *session) broadcast(pp *proxyPortal) *clientError {
+func (s *session) broadcast(pp *proxyPortal, noData bool) *clientError {
 	defer s.srv.topo.schemaChanged(s.db.BackendName)
 	m := pp.m
 	var replies [][]byte
@@ -415,6 +415,9 @@ func (s *session) broadcast(pp *proxyPortal) *clientError {
 		applied = append(applied, name)
 	}
 	s.wmu.Lock()
+	if noData {
+		s.writeClient(noDataFrame) // the client's Describe of the portal
+	}
 	for _, f := range replies {
 		s.writeClient(f)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -26,18 +27,18 @@ type topology struct {
 	router *router.Router
 	health *health.Checker
 
-	mu sync.Mutex
-	// dbMaps are the current map with Tables resolved for one backend database. A map is
-	// rebuilt when the epoch changes or DDL ran through the proxy.
-	dbMaps map[string]*dbMap
+	mu sync.Mutex // serializes schema loads
+	// dbMaps holds, per backend database, a *dbMap: the current map with Tables resolved. It
+	// is rebuilt when the epoch changes or DDL ran through the proxy.
+	dbMaps sync.Map
 }
 
 // dbMap is the shard map as one database sees it.
 type dbMap struct {
 	m      *shardmap.Map
 	epoch  int64
-	loaded bool // Tables came from the database's schema (else: named rules only)
-	stale  bool // a DDL ran since: reload the schema on next use
+	loaded bool        // Tables came from the database's schema (else: named rules only)
+	stale  atomic.Bool // a DDL ran since: reload the schema on next use
 }
 
 func newTopology(cfg *config.Config, log *zap.Logger, checker *health.Checker) (*topology, error) {
@@ -50,7 +51,6 @@ func newTopology(cfg *config.Config, log *zap.Logger, checker *health.Checker) (
 		store:  shardmap.NewStore(m),
 		router: router.New(router.Config{}),
 		health: checker,
-		dbMaps: make(map[string]*dbMap),
 	}
 	checker.SetGroups(m.Groups)
 	t.store.Subscribe(func(m *shardmap.Map) {
@@ -63,40 +63,38 @@ func newTopology(cfg *config.Config, log *zap.Logger, checker *health.Checker) (
 // mapFor returns the current map with Tables resolved for a backend database. The schema is
 // read lazily with load (on the default group's writer) the first time, after the epoch
 // changed, and after DDL through the proxy; until it can be read, only named rules apply.
+// The common case takes no lock.
 func (t *topology) mapFor(db string, load func(context.Context) (map[string][]string, error)) *shardmap.Map {
 	cur := t.store.Current()
-	t.mu.Lock()
-	dm := t.dbMaps[db]
-	if dm != nil && dm.epoch == cur.Epoch && dm.loaded && !dm.stale {
-		t.mu.Unlock()
-		return dm.m
+	if v, ok := t.dbMaps.Load(db); ok {
+		if dm := v.(*dbMap); dm.epoch == cur.Epoch && dm.loaded && !dm.stale.Load() {
+			return dm.m
+		}
 	}
-	t.mu.Unlock()
+	t.mu.Lock() // one schema load at a time
+	defer t.mu.Unlock()
+	if v, ok := t.dbMaps.Load(db); ok {
+		if dm := v.(*dbMap); dm.epoch == cur.Epoch && dm.loaded && !dm.stale.Load() {
+			return dm.m // loaded while this one waited
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	columns, err := load(ctx)
 	cancel()
 	m := *cur
 	m.Tables = shardmap.ResolveTables(cur.Rules, columns)
-	fresh := &dbMap{m: &m, epoch: cur.Epoch, loaded: err == nil}
 	if err != nil {
 		t.log.Warn("could not read the schema to find sharded tables; using named rules only", zap.String("database", db), zap.Error(err))
 	}
-	t.mu.Lock()
-	if old := t.dbMaps[db]; old != nil && old.epoch == fresh.epoch && old.loaded && !old.stale && !fresh.loaded {
-		fresh = old // someone else loaded it meanwhile
-	}
-	t.dbMaps[db] = fresh
-	t.mu.Unlock()
-	return fresh.m
+	t.dbMaps.Store(db, &dbMap{m: &m, epoch: cur.Epoch, loaded: err == nil})
+	return &m
 }
 
 // schemaChanged marks a database's resolved tables stale (DDL ran through the proxy).
 func (t *topology) schemaChanged(db string) {
-	t.mu.Lock()
-	if dm := t.dbMaps[db]; dm != nil {
-		dm.stale = true
+	if v, ok := t.dbMaps.Load(db); ok {
+		v.(*dbMap).stale.Store(true)
 	}
-	t.mu.Unlock()
 }
 
 // schemaQuery lists the user tables' columns (partitions included: they are sharded like
