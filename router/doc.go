@@ -10,6 +10,12 @@
 // the ordinary SELECT/INSERT/UPDATE/DELETE. SetStatement and ParseOptions turn startup
 // parameters into statements that replay them.
 //
-// Shard routing with the real Postgres parser builds on this package later; everything here
-// is safe for concurrent use, having no state.
+// Router plans statements for shard routing with the real Postgres parser (pg_query): Route
+// for a simple-query string, Prepare and Statement.Plan for Parse and Bind. A Plan says what a
+// statement does (Kind), where it runs (Target: any group, the default group, the groups of a
+// shard set, a scatter over every group, DDL on every group, or a reject with its SQLSTATE)
+// and, for a scatter, how to merge the groups' replies (MergeSpec). What a parse learns is
+// cached by statement shape, so a statement seen before is planned without a parse and
+// without allocating. ScatterSQL rewrites a scatter for one group (restricted to the shards it
+// owns). Golden files in testdata pin the plans. Everything here is safe for concurrent use.
 package router

@@ -219,6 +219,9 @@ func parseIntToken[T textBytes](s T, neg bool) (int64, bool) {
 		case 'b', 'B':
 			base, s = 2, s[2:]
 		}
+		if base != 10 && len(s) > 1 && s[0] == '_' {
+			s = s[1:] // 0x_ff: an underscore may follow the prefix
+		}
 	}
 	if len(s) == 0 || s[0] == '_' || s[len(s)-1] == '_' {
 		return 0, false

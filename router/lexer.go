@@ -152,7 +152,8 @@ func (l *lexer) skipSpace() {
 		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v':
 			i++
 		case c == '-' && i+1 < len(s) && s[i+1] == '-':
-			k := strings.IndexByte(s[i:], '\n')
+			// A -- comment ends at a newline or a carriage return, as in the server.
+			k := strings.IndexAny(s[i:], "\n\r")
 			if k < 0 {
 				i = len(s)
 			} else {

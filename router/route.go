@@ -30,6 +30,7 @@ type Router struct {
 	// Tables and Rules are the same holds for another epoch of it.
 	schemas [2]atomic.Pointer[mapSchema]
 	next    atomic.Uint32
+	errs    *planErrors
 }
 
 type mapSchema struct {
@@ -47,6 +48,7 @@ func New(cfg Config) *Router {
 		shapes:   newClockCache[*template](size),
 		prepared: newClockCache[*Statement](size),
 		seed:     maphash.MakeSeed(),
+		errs:     newPlanErrors(),
 	}
 }
 
@@ -62,7 +64,14 @@ type Session struct {
 // Route plans a simple-query string of one or several statements under map m. Its plan's
 // Tables, Merge and Err are shared with other plans and must not be modified.
 //
-// A string the parser rejects yields TargetReject with SQLSTATE 42601.
+// A statement on sharded tables runs on the shards of its keys: key = v, key IN (...), key =
+// ANY(...) in WHERE and inner-join conditions (intersected under AND, united under OR when
+// every branch has one), the key values of every row an INSERT writes, and keys in subqueries
+// and CTEs — sharded tables are co-located by key, so any key the statement states decides
+// for all of them. A /* shard_key=N */ comment in the statement, else sess.ShardKey, overrides
+// the keys; statements on unsharded tables (or none) ignore both. Without a key a read
+// scatters and a write is rejected. A string the parser rejects yields TargetReject with
+// SQLSTATE 42601.
 func (r *Router) Route(sql string, sess Session, m *shardmap.Map) Plan {
 	fp := r.schema(m)
 	scanHints := strings.Contains(sql, hintWord)
@@ -94,18 +103,18 @@ func (r *Router) template(sql string, m *shardmap.Map, fp uint64, accBuf []leafA
 		if e == nil || e.hash != h || e.val.fp != fp {
 			continue
 		}
-		acc, hints := e.val.buffers(accBuf, hintBuf)
+		acc, hints := e.val.buffers(accBuf, hintBuf, scanHints)
 		src := newTokenSource(sql, toks)
 		if e.val.bindText(sql, &src, acc, hints, scanHints) {
 			e.touch()
 			return e.val, acc, hints, nil
 		}
 	}
-	t, err := buildTemplate(sql, m, fp)
+	t, err := buildTemplate(sql, m, fp, r.errs)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	acc, hints := t.buffers(accBuf, hintBuf)
+	acc, hints := t.buffers(accBuf, hintBuf, scanHints)
 	src := newTokenSource(sql, toks)
 	if !t.bindText(sql, &src, acc, hints, scanHints) {
 		// A template always matches the text it was built from; this is a defect.
@@ -129,9 +138,9 @@ func (t *template) sameShape(o *template) bool {
 	return true
 }
 
-// buffers returns zeroed hints and the leaves' initial values for a plan of t, in the
-// buffers given when they are large enough.
-func (t *template) buffers(accBuf []leafAcc, hintBuf []hint) ([]leafAcc, []hint) {
+// buffers returns the leaves' initial values for a plan of t and, when hints are looked for,
+// zeroed hints, in the buffers given when they are large enough.
+func (t *template) buffers(accBuf []leafAcc, hintBuf []hint, scanHints bool) ([]leafAcc, []hint) {
 	var acc []leafAcc
 	if n := len(t.leaves); n <= cap(accBuf) {
 		acc = accBuf[:n]
@@ -140,6 +149,9 @@ func (t *template) buffers(accBuf []leafAcc, hintBuf []hint) ([]leafAcc, []hint)
 	}
 	for i := range t.leaves {
 		acc[i] = t.leaves[i].init
+	}
+	if !scanHints {
+		return acc, nil
 	}
 	var hints []hint
 	if n := len(t.stmts); n <= cap(hintBuf) {

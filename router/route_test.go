@@ -378,6 +378,7 @@ func TestRouteAllocs(t *testing.T) {
 		"UPDATE pgbench_accounts SET abalance = abalance + -5 WHERE aid = 77",
 		"SELECT * FROM invoices WHERE customer_id IN (1, 17) /* shard_key=3 */",
 		"BEGIN; SELECT * FROM invoices WHERE customer_id = ANY('{1,2}'); COMMIT",
+		"BEGIN; SET x = 1; SELECT 1; UPDATE invoices SET a = 1 WHERE customer_id = 3; SELECT 2; COMMIT",
 	} {
 		want := r.Route(sql, Session{}, m)
 		if want.Target == TargetReject {
@@ -523,4 +524,58 @@ func FuzzRoute(f *testing.F) {
 			t.Fatalf("%q: %d statements without a ';'", sql, p.Statements)
 		}
 	})
+}
+
+// TestRouteNilMap plans without a map: every table is unsharded.
+func TestRouteNilMap(t *testing.T) {
+	r := New(Config{})
+	if got := r.Route("SELECT * FROM invoices WHERE customer_id = 1", Session{}, nil).String(); got != "Read Default" {
+		t.Errorf("nil map: %s", got)
+	}
+	if got := r.Prepare("UPDATE invoices SET a = $1", nil).Plan(textParams("1"), Session{}, nil).String(); got != "Write Default" {
+		t.Errorf("nil map, prepared: %s", got)
+	}
+}
+
+// TestRouteShapeBoundaries routes, on one router, pairs of strings whose tokens look alike but
+// which the server reads differently; the second must not be planned with the first's
+// template.
+func TestRouteShapeBoundaries(t *testing.T) {
+	m := routeTestMap()
+	for _, tc := range []struct{ first, second, want string }{
+		{"SELECT * FROM invoices WHERE customer_id = 10", "SELECT * FROM invoices WHERE customer_id = 0A",
+			`Other Reject 42601: trailing junk after numeric literal at or near "0A"`},
+		{"SELECT 1", "SELECT 1 /* open", "Other Reject 42601: unterminated /* comment at or near \"/* open\""},
+		{"", "--\rDELETE FROM invoices", "Write Reject 0A000: DELETE from sharded table invoices needs the shard key customer_id"},
+		{"SELECT 'a'\n'b'", "SELECT 'a' 'b'", `Other Reject 42601: syntax error at or near "'b'"`},
+		{"SELECT x::varchar(10)", "SELECT x::varchar(2147483648)", `Other Reject 42601: syntax error at or near "2147483648"`},
+		{"SELECT * FROM invoices WHERE customer_id = '5'", "SELECT * FROM invoices WHERE customer_id = '\x80'",
+			"Other Reject 42601: string field contains invalid UTF-8"},
+		{"SELECT * FROM invoices WHERE customer_id = E'5'", `SELECT * FROM invoices WHERE customer_id = E'\u00'`,
+			"Other Reject 42601: invalid Unicode escape"},
+		{"SELECT 'x'", "SELECT '\x00'", "Other Reject 42601: the statement contains a NUL byte"},
+		{"SELECT 1 <= 2", "SELECT 1 < = 2", `Other Reject 42601: syntax error at or near "="`},
+	} {
+		r := New(Config{})
+		r.Route(tc.first, Session{}, m)
+		if got := r.Route(tc.second, Session{}, m).String(); got != tc.want {
+			t.Errorf("after %q, %q:\n got  %s\n want %s", tc.first, tc.second, got, tc.want)
+		}
+	}
+}
+
+func TestNumberClass(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		want byte
+	}{
+		{"0", 'i'}, {"123", 'i'}, {"1_000", 'i'}, {"0x1F", 'i'}, {"0X_ff", 'i'}, {"0o17", 'i'}, {"0b101", 'i'},
+		{"2147483647", 'i'}, {"2147483648", 'I'}, {"99999999999999999999", 'I'},
+		{"1.5", 'f'}, {".5", 'f'}, {"5.", 'f'}, {"1e10", 'f'}, {"1.5E3", 'f'}, {"1_0.0_1", 'f'},
+		{"0A", 0}, {"1e", 0}, {"0x__1", 0}, {"1.2.3", 0}, {"1__0", 0}, {"1_", 0}, {"0x", 0}, {"0b102", 0}, {"12abc", 0},
+	} {
+		if got := numberClass(tc.s); got != tc.want {
+			t.Errorf("numberClass(%q) = %q, want %q", tc.s, got, tc.want)
+		}
+	}
 }

@@ -45,12 +45,25 @@ func (l *shapeLexer) nextShape() (t token, gap int, head, class byte) {
 	if t.kind == tokEOF && unterminatedComment(l.s[gap:]) {
 		head |= headOpen
 	}
-	if t.kind == tokString && l.prevKind == tokString && strings.ContainsAny(l.s[gap:t.start], "\n\r") {
+	if t.kind == tokString && l.prevKind == tokString && continuesString(l.s[gap:t.start]) {
 		head |= headNewline
 	}
 	l.n++
 	l.prevKind = t.kind
 	return t, gap, head, class
+}
+
+// continuesString reports whether two string literals separated by gap are one to the
+// parser: the gap has a newline before anything but spaces and tabs, and no /* comment.
+func continuesString(gap string) bool {
+	i := 0
+	for i < len(gap) && (gap[i] == ' ' || gap[i] == '\t' || gap[i] == '\f') {
+		i++
+	}
+	if i >= len(gap) || gap[i] != '\n' && gap[i] != '\r' {
+		return false
+	}
+	return !strings.Contains(gap[i:], "/*")
 }
 
 // unterminatedComment reports whether gap, whitespace and comments up to the end of the
@@ -62,7 +75,7 @@ func unterminatedComment(gap string) bool {
 	for i := 0; i < len(gap); {
 		switch {
 		case gap[i] == '-' && i+1 < len(gap) && gap[i+1] == '-':
-			k := strings.IndexByte(gap[i:], '\n')
+			k := strings.IndexAny(gap[i:], "\n\r")
 			if k < 0 {
 				return false
 			}
@@ -93,9 +106,9 @@ func unterminatedComment(gap string) bool {
 // literalClass returns the placeholder class of a literal token, or 0 for a token that stays
 // in the shape verbatim. Classes follow the parser's token types, so that strings of one shape
 // parse alike: 'i' an integer that fits int4 (ICONST), 'I' a larger integer and 'f' a decimal
-// or real (FCONST), 's' a string, 'e' an E'' string, 'b' and 'x' bit strings, 'n' a national
+// or real (FCONST), 's' a string, 'e' an E'...' string, 'b' and 'x' bit strings, 'n' a national
 // string, 'd' a dollar-quoted string. Malformed literals (trailing junk, bad escapes,
-// unterminated quotes) and U&'' strings are not placeholders: they stay verbatim, so they can
+// unterminated quotes) and U&'...' strings are not placeholders: they stay verbatim, so they can
 // share no template with well-formed ones.
 func literalClass(s string, t token) byte {
 	if t.bad {

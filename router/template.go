@@ -26,6 +26,7 @@ type template struct {
 	tables []string // every table named, lower case, sorted; shared by plans
 	kind   Kind     // the strongest kind of the statements
 	tx     TxFlags
+	errs   *planErrors // the router's errors of plan time
 
 	tableSet map[string]bool // while building
 }
@@ -108,14 +109,14 @@ func (t *template) combineAll(op keyOp, kids []int32) int32 {
 
 // pin modes of a statement (see builder.statement).
 const (
-	pinNone   = iota
-	pinAll    // every literal that is not a key value
+	pinNone    = iota
+	pinAll     // every literal that is not a key value
 	pinOutside // every literal that is not a key value nor written in pinWhere's tree
 )
 
 // buildTemplate parses sql and builds its template for map m (whose schema fingerprint is fp).
 // A syntax error is returned as a RouteError; such strings are not cached.
-func buildTemplate(sql string, m *shardmap.Map, fp uint64) (*template, *RouteError) {
+func buildTemplate(sql string, m *shardmap.Map, fp uint64, errs *planErrors) (*template, *RouteError) {
 	tree, err := pg.Parse(sql)
 	if err != nil {
 		return nil, &RouteError{Code: CodeSyntaxError, Message: err.Error()}
@@ -124,7 +125,7 @@ func buildTemplate(sql string, m *shardmap.Map, fp uint64) (*template, *RouteErr
 		m = &shardmap.Map{}
 	}
 	toks, shape := tokenize(sql)
-	t := &template{shape: shape, fp: fp, tableSet: map[string]bool{}}
+	t := &template{shape: shape, fp: fp, errs: errs, tableSet: map[string]bool{}}
 	b := &builder{m: m, sql: sql, toks: toks, t: t, keyLits: map[int32]bool{}, colErrs: map[string][2]*RouteError{}}
 	starts := make([]int, len(tree.Stmts))
 	for i, raw := range tree.Stmts {
@@ -165,6 +166,26 @@ func buildTemplate(sql string, m *shardmap.Map, fp uint64) (*template, *RouteErr
 	return t, nil
 }
 
+// planErrors are the errors plans of a router share for what only plan time finds, so that
+// rejecting allocates nothing either.
+type planErrors struct {
+	badHint, scatterAlone, crossGroup *RouteError
+}
+
+func newPlanErrors() *planErrors {
+	return &planErrors{
+		badHint: &RouteError{Code: CodeInvalidParameter,
+			Message: "the shard_key hint must be an integer",
+			Hint:    "write it as /* shard_key=42 */"},
+		scatterAlone: &RouteError{Code: CodeFeatureNotSupported,
+			Message: "a statement without a shard key on sharded tables must be sent alone",
+			Hint:    "send it as a query of its own, or add /* shard_key=N */"},
+		crossGroup: &RouteError{Code: CodeFeatureNotSupported,
+			Message: "statements for different groups in one request",
+			Hint:    "send them as separate queries"},
+	}
+}
+
 // kindRank orders kinds for a multi-statement string: Write > DDL > Other > Read > Session >
 // Savepoint (transaction control is recorded in TxControl).
 func kindRank(k Kind) int {
@@ -203,253 +224,4 @@ func (b *builder) addPins(start, end int) {
 		}
 		b.t.pins = append(b.t.pins, pin{lit: tk.lit, text: b.sql[tk.start:tk.end]})
 	}
-}
-
-// bindText checks that sql has t's shape and, on the way, folds sql's key literals into acc
-// (which holds the leaves' initial values) and, when scanHints is set, records the first
-// shard_key hint comment of each statement in hints. It returns false, leaving acc and hints
-// in an undefined state, when sql is not of t's shape.
-func (t *template) bindText(sql string, src *tokenSource, acc []leafAcc, hints []hint, scanHints bool) bool {
-	shape := t.shape
-	pos, lit, ri, pi, stmt := 0, int32(0), 0, 0, 0
-	for tokIdx := int32(0); ; tokIdx++ {
-		tk, gap, head, class := src.next()
-		if scanHints && len(hints) > 0 {
-			for stmt+1 < len(t.stmts) && t.stmts[stmt+1].startTok <= tokIdx {
-				stmt++
-			}
-			if gap < tk.start && !hints[stmt].set {
-				hints[stmt] = hintIn(sql[gap:tk.start])
-			}
-		}
-		if tk.kind == tokEOF {
-			if head&headOpen != 0 {
-				return pos+1 == len(shape) && shape[pos] == head
-			}
-			return pos == len(shape)
-		}
-		if pos >= len(shape) || shape[pos] != head {
-			return false
-		}
-		pos++
-		text := sql[tk.start:tk.end]
-		if class != 0 {
-			if pos >= len(shape) || shape[pos] != class {
-				return false
-			}
-			pos++
-			for ; pi < len(t.pins) && t.pins[pi].lit == lit; pi++ {
-				if t.pins[pi].text != text {
-					return false
-				}
-			}
-			for ; ri < len(t.litRefs) && t.litRefs[ri].lit == lit; ri++ {
-				r := &t.litRefs[ri]
-				addLiteral(&acc[r.leaf], sql, tk, class, r.neg, r.array)
-			}
-			lit++
-			continue
-		}
-		n, k := uvarintString(shape[pos:])
-		if k <= 0 || uint64(len(text)) != n || len(shape)-pos-k < len(text) {
-			return false
-		}
-		pos += k
-		if shape[pos:pos+len(text)] != text {
-			return false
-		}
-		pos += len(text)
-	}
-}
-
-// uvarintString decodes a uvarint at the start of s, as binary.Uvarint does for bytes.
-func uvarintString(s string) (uint64, int) {
-	var x uint64
-	var shift uint
-	for i := 0; i < len(s) && i < 10; i++ {
-		c := s[i]
-		if c < 0x80 {
-			return x | uint64(c)<<shift, i + 1
-		}
-		x |= uint64(c&0x7f) << shift
-		shift += 7
-	}
-	return 0, 0
-}
-
-// addLiteral folds the value of literal token tk (of the given class) into a.
-func addLiteral(a *leafAcc, sql string, tk token, class byte, neg, array bool) {
-	switch class {
-	case 'i', 'I', 'f':
-		if array {
-			a.flags |= accBad
-			return
-		}
-		a.addNumber(sql[tk.start:tk.end], neg)
-	case 's', 'e', 'n', 'd':
-		s, ok := stringText(sql, tk)
-		switch {
-		case !ok:
-			a.flags |= accBad
-		case array:
-			addArrayText(a, s)
-		default:
-			addText(a, s, neg)
-		}
-	default: // bit strings and Unicode-escaped strings are not integers here
-		a.flags |= accBad
-	}
-}
-
-// stmtResult is the plan of one statement.
-type stmtResult struct {
-	kind   Kind
-	target Target
-	shards shardmap.ShardSet
-	merge  *MergeSpec
-	err    *RouteError
-}
-
-// evalStmt plans statement st given its leaves' values and hint.
-func (t *template) evalStmt(st *stmtTemplate, acc []leafAcc, h hint, sess Session) stmtResult {
-	r := stmtResult{kind: st.kind, target: st.target, err: st.err}
-	if st.target != TargetShards {
-		return r
-	}
-	if h.set || sess.HasShardKey {
-		if h.set && h.bad {
-			return stmtResult{kind: st.kind, target: TargetReject, err: &RouteError{
-				Code: CodeInvalidParameter, Message: "the shard_key hint must be an integer",
-				Hint: "write it as /* shard_key=42 */"}}
-		}
-		key := sess.ShardKey
-		if h.set {
-			key = h.key
-		}
-		r.shards = shardmap.Of(shardmap.ShardOf(key))
-		return t.checkMoves(st, acc, r)
-	}
-	if !st.keyless && st.root >= 0 {
-		set, state, bad := evalKey(t.nodes, acc, st.root)
-		switch state {
-		case keyBad:
-			return t.badKey(st, acc, bad)
-		case keyKnown:
-			keyed := true
-			for _, n := range st.required {
-				if _, s, _ := evalKey(t.nodes, acc, n); s != keyKnown {
-					keyed = false
-					break
-				}
-			}
-			if keyed {
-				r.shards = set
-				return t.checkMoves(st, acc, r)
-			}
-		}
-	}
-	r.target, r.err, r.merge = st.fallback, st.fallErr, st.merge
-	return r
-}
-
-func (t *template) badKey(st *stmtTemplate, acc []leafAcc, leaf int32) stmtResult {
-	err := t.leaves[leaf].badErr
-	if acc[leaf].flags&accBad == 0 {
-		err = t.leaves[leaf].nullErr
-	}
-	return stmtResult{kind: st.kind, target: TargetReject, err: err}
-}
-
-// checkMoves verifies that an UPDATE setting the key keeps its rows in the shards it runs on.
-func (t *template) checkMoves(st *stmtTemplate, acc []leafAcc, r stmtResult) stmtResult {
-	for _, leaf := range st.checks {
-		a := acc[leaf]
-		switch {
-		case a.flags&(accBad|accNull) != 0:
-			return t.badKey(st, acc, leaf)
-		case a.flags&accUnknown != 0 || a.set.Empty():
-			return stmtResult{kind: st.kind, target: TargetReject, err: st.unknownErr}
-		case a.set&^r.shards != 0:
-			return stmtResult{kind: st.kind, target: TargetReject, err: st.moveErr}
-		}
-	}
-	return r
-}
-
-// plan plans a string of t's shape given its leaves' values and hints.
-func (t *template) plan(acc []leafAcc, hints []hint, sess Session, m *shardmap.Map) Plan {
-	p := Plan{Kind: t.kind, Tables: t.tables, Statements: len(t.stmts), TxControl: t.tx}
-	if len(t.stmts) == 0 {
-		p.Target = TargetAny
-		return p
-	}
-	if len(t.stmts) == 1 {
-		r := t.evalStmt(&t.stmts[0], acc, hintOf(hints, 0), sess)
-		p.Target, p.Err, p.Merge = r.target, r.err, r.merge
-		if r.target == TargetShards {
-			p.Shards = r.shards
-		}
-		return p
-	}
-	var shards shardmap.ShardSet
-	var anyShards, anyDefault, defaultData, allGroups bool
-	for i := range t.stmts {
-		r := t.evalStmt(&t.stmts[i], acc, hintOf(hints, i), sess)
-		switch r.target {
-		case TargetReject:
-			p.Target, p.Err = TargetReject, r.err
-			return p
-		case TargetScatter:
-			p.Target, p.Err = TargetReject, &RouteError{
-				Code:    CodeFeatureNotSupported,
-				Message: "a statement without a shard key on sharded tables must be sent alone",
-				Hint:    "send it as a query of its own, or add /* shard_key=N */",
-			}
-			return p
-		case TargetShards:
-			anyShards = true
-			shards |= r.shards
-		case TargetDefault:
-			anyDefault = true
-			if r.kind != KindDDL {
-				defaultData = true
-			}
-		case TargetAllGroups:
-			allGroups = true
-		}
-	}
-	switch {
-	case allGroups && (anyShards || defaultData):
-		return rejectGroups(p)
-	case allGroups:
-		p.Target = TargetAllGroups
-	case anyShards && anyDefault:
-		if m == nil || len(m.Groups) == 0 || m.GroupsOf(shards) != 1<<uint(m.DefaultGroup) {
-			return rejectGroups(p)
-		}
-		p.Target, p.Shards = TargetShards, shards
-	case anyShards:
-		p.Target, p.Shards = TargetShards, shards
-	case anyDefault:
-		p.Target = TargetDefault
-	default:
-		p.Target = TargetAny
-	}
-	return p
-}
-
-func hintOf(hints []hint, i int) hint {
-	if i < len(hints) {
-		return hints[i]
-	}
-	return hint{}
-}
-
-func rejectGroups(p Plan) Plan {
-	p.Target, p.Shards, p.Err = TargetReject, 0, &RouteError{
-		Code:    CodeFeatureNotSupported,
-		Message: "statements for different groups in one request",
-		Hint:    "send them as separate queries",
-	}
-	return p
 }
