@@ -83,6 +83,7 @@ func (t *topology) mapFor(db string, load func(context.Context) (map[string][]st
 	cancel()
 	m := *cur
 	m.Tables = shardmap.ResolveTables(cur.Rules, columns)
+	m.KeyIndex = shardmap.KeyIndexes(m.Tables, columns)
 	if err != nil {
 		t.log.Warn("could not read the schema to find sharded tables; using named rules only", zap.String("database", db), zap.Error(err))
 	}
@@ -103,10 +104,11 @@ const schemaQuery = `SELECT c.relname, a.attname FROM pg_catalog.pg_attribute a
 JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND a.attnum > 0 AND NOT a.attisdropped
-AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'`
+AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+ORDER BY c.relname, a.attnum`
 
-// readSchema runs schemaQuery on a backend the caller owns and returns table → columns,
-// lower-cased.
+// readSchema runs schemaQuery on a backend the caller owns and returns table → columns in
+// column order, lower-cased.
 func readSchema(sc *pool.Conn, budget time.Duration) (map[string][]string, error) {
 	rows, err := queryText(sc, schemaQuery, budget)
 	if err != nil {

@@ -36,8 +36,11 @@ func (b *builder) insertStmt(s *pg.InsertStmt) {
 				idx = i
 			}
 		}
+		if pos, known := b.keyIndex(table); known && len(s.Cols) == 0 {
+			idx = pos // no column list: the key's place in the table's column order
+		}
 		switch {
-		case len(s.Cols) == 0 && s.SelectStmt != nil:
+		case len(s.Cols) == 0 && idx < 0 && s.SelectStmt != nil:
 			b.walk(s.SelectStmt)
 			b.markKeyless("INSERT into sharded table " + table + " without a column list")
 		case idx < 0:
@@ -259,4 +262,14 @@ func (b *builder) mergeStmt(s *pg.MergeStmt) {
 		}
 	}
 	b.walkAll(s.ReturningList)
+}
+
+// keyIndex returns the position of a sharded table's key column in its column order, when the
+// map knows it.
+func (b *builder) keyIndex(table string) (int, bool) {
+	if b.m == nil {
+		return 0, false
+	}
+	i, ok := b.m.KeyIndex[table]
+	return i, ok
 }

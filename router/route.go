@@ -190,6 +190,10 @@ func schemaFingerprint(seed maphash.Seed, m *shardmap.Map) uint64 {
 		e.WriteString(name)
 		e.WriteByte(0)
 		e.WriteString(col)
+		if i, ok := m.KeyIndex[name]; ok {
+			e.WriteByte(byte(i))
+			e.WriteByte(byte(i >> 8))
+		}
 		tables += e.Sum64()
 	}
 	var b [16]byte

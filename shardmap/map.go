@@ -158,6 +158,25 @@ type Map struct {
 	// schema) → key column, for every sharded table that exists. It is not stored in the
 	// catalog; the loader fills it in (ResolveTables) when it loads a map or the schema changes.
 	Tables map[string]string `json:"tables,omitempty"`
+	// KeyIndex is, for sharded tables whose column order the loader knows, the 0-based
+	// position of the key column among the table's columns (dropped columns skipped): what an
+	// INSERT without a column list needs. Filled in with Tables (KeyIndexes), never stored.
+	KeyIndex map[string]int `json:"key_index,omitempty"`
+}
+
+// KeyIndexes returns, for each sharded table (tables: table → key column) whose columns are
+// listed in order in columns, the position of its key column.
+func KeyIndexes(tables map[string]string, columns map[string][]string) map[string]int {
+	out := make(map[string]int, len(tables))
+	for table, key := range tables {
+		for i, c := range columns[table] {
+			if c == key {
+				out[table] = i
+				break
+			}
+		}
+	}
+	return out
 }
 
 // KeyColumn returns the key column of a sharded table (lower-case name, no schema), and
