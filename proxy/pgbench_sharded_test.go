@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -22,7 +21,6 @@ func TestPgbenchSharded(t *testing.T) {
 	if _, err := exec.LookPath("pgbench"); err != nil {
 		t.Fatal("pgbench is not installed: run scripts/deps.sh")
 	}
-	ctx := context.Background()
 	sharded := startShardedProxy(t, 4, 1, func(c *config.Config) {
 		c.Sharding.Tables = []config.ShardedTable{{Name: "pgbench_accounts", Column: "aid"}}
 	})
@@ -85,18 +83,7 @@ func TestPgbenchSharded(t *testing.T) {
 			expectPgbenchClean(t, out)
 		})
 	}
-	tc := connect(t, strings.Replace(unsharded.dsn(""), "/"+pgtest.Database+"?", "/tpcb?", 1))
-	var a, tb, b, h int64
-	err := tc.QueryRow(ctx, `select (select coalesce(sum(abalance),0) from pgbench_accounts),
-		(select coalesce(sum(tbalance),0) from pgbench_tellers),
-		(select coalesce(sum(bbalance),0) from pgbench_branches),
-		(select coalesce(sum(delta),0) from pgbench_history)`).Scan(&a, &tb, &b, &h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a != tb || tb != b || b != h || h == 0 {
-		t.Fatalf("balances disagree or nothing ran: accounts %d tellers %d branches %d history %d", a, tb, b, h)
-	}
+	assertPgbenchBalanced(t, connect(t, strings.Replace(unsharded.dsn(""), "/"+pgtest.Database+"?", "/tpcb?", 1)))
 }
 
 // expectPgbenchClean fails the test unless pgbench processed transactions and none failed.

@@ -2,13 +2,8 @@ package proxy
 
 import (
 	"context"
-	"fmt"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // TestWriterPromotion is routing acceptance 6: a group's writer stops and its replica is
@@ -30,36 +25,8 @@ func TestWriterPromotion(t *testing.T) {
 	g1 := p.cluster.Groups[1]
 	replica := g1.Replicas[0]
 
-	var reads, failures atomic.Int64
-	var firstErr atomic.Value
-	loadCtx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := connect(t, p.dsn(""))
-			mode := pgx.QueryExecModeCacheStatement
-			if w%2 == 0 {
-				mode = pgx.QueryExecModeSimpleProtocol
-			}
-			for loadCtx.Err() == nil {
-				var body string
-				err := c.QueryRow(loadCtx, "SELECT body FROM notes WHERE customer_id = $1 AND id = 1", mode, cust).Scan(&body)
-				if loadCtx.Err() != nil {
-					return
-				}
-				if err != nil {
-					failures.Add(1)
-					firstErr.CompareAndSwap(nil, fmt.Sprint(err))
-					continue
-				}
-				reads.Add(1)
-				time.Sleep(time.Millisecond)
-			}
-		}()
-	}
-	waitFor(t, 10*time.Second, "reads under way", func() bool { return reads.Load() > 100 })
+	load := startReadLoad(t, p, 4, "SELECT body FROM notes WHERE customer_id = $1 AND id = 1", cust)
+	waitFor(t, 10*time.Second, "reads under way", func() bool { return load.reads.Load() > 100 })
 
 	if err := g1.Writer.Stop(ctx); err != nil {
 		t.Fatal(err)
@@ -82,11 +49,7 @@ func TestWriterPromotion(t *testing.T) {
 	if port != replica.Port {
 		t.Errorf("read after the write served by port %d, want the promoted node %d", port, replica.Port)
 	}
-	before := reads.Load()
-	waitFor(t, 10*time.Second, "reads after the promotion", func() bool { return reads.Load() > before+100 })
-	cancel()
-	wg.Wait()
-	if n := failures.Load(); n > 0 {
-		t.Fatalf("%d of %d reads failed during the promotion; first: %v", n, reads.Load()+n, firstErr.Load())
-	}
+	before := load.reads.Load()
+	waitFor(t, 10*time.Second, "reads after the promotion", func() bool { return load.reads.Load() > before+100 })
+	load.stopAndCheck(t, "during the promotion")
 }

@@ -590,37 +590,55 @@ func (s *session) cleanupAfterClient(sc *pool.Conn) {
 // reads to ReadyForQuery. Replies are dropped except ParameterStatus, given to onStatus when
 // not nil; an ErrorResponse becomes the error.
 func runSimple(sc *pool.Conn, sql string, budget time.Duration, onStatus func(wire.Frame)) error {
+	start := time.Now()
+	fail, status, err := runQuery(sc, sql, budget, func(f wire.Frame) {
+		if onStatus != nil && f.Type() == wire.ParameterStatus {
+			onStatus(f)
+		}
+	})
+	switch {
+	case err != nil:
+		return fmt.Errorf("run %q (after %s): %w", sql, time.Since(start).Round(time.Millisecond), err)
+	case fail != nil:
+		return fmt.Errorf("run %q: server error %s", sql, errorCode(fail))
+	case status != 'I':
+		return fmt.Errorf("run %q: left transaction status %q", sql, status)
+	}
+	return nil
+}
+
+// runQuery sends sql as a simple query on a backend the caller owns and no relay reads, and
+// reads its reply to ReadyForQuery: each frame but the ErrorResponse and ReadyForQuery goes to
+// each (valid only during the call), the ErrorResponse body (copied) is returned as fail, and
+// status is ReadyForQuery's transaction status. err is an I/O failure: the backend is unusable.
+func runQuery(sc *pool.Conn, sql string, budget time.Duration, each func(wire.Frame)) (fail []byte, status byte, err error) {
 	sc.UnnamedOwner = nil // a simple query drops the backend's unnamed statement
 	_ = sc.SetDeadline(time.Now().Add(budget))
 	defer sc.SetDeadline(time.Time{})
 	msg := wire.AppendHeader(nil, wire.Query, len(sql)+1)
-	msg = append(msg, sql...)
-	msg = append(msg, 0)
+	msg = append(append(msg, sql...), 0)
 	if _, err := sc.W.Write(msg); err != nil {
-		return fmt.Errorf("send %q: %w", sql, err)
+		return nil, 0, fmt.Errorf("send: %w", err)
 	}
 	if err := sc.W.Flush(); err != nil {
-		return fmt.Errorf("send %q: %w", sql, err)
+		return nil, 0, fmt.Errorf("send: %w", err)
 	}
-	var failed error
-	start := time.Now()
 	for {
 		f, err := sc.R.Next()
 		if err != nil {
-			return fmt.Errorf("run %q (after %s): %w", sql, time.Since(start).Round(time.Millisecond), err)
+			return nil, 0, fmt.Errorf("read reply: %w", err)
 		}
 		switch f.Type() {
-		case wire.ParameterStatus:
-			if onStatus != nil {
-				onStatus(f)
-			}
-		case wire.ErrorResponse:
-			failed = fmt.Errorf("run %q: server error %s", sql, errorCode(f.Body()))
 		case wire.ReadyForQuery:
-			if b := f.Body(); failed == nil && len(b) == 1 && b[0] != 'I' {
-				failed = fmt.Errorf("run %q: left transaction status %q", sql, b[0])
+			status = 'I'
+			if b := f.Body(); len(b) == 1 {
+				status = b[0]
 			}
-			return failed
+			return fail, status, nil
+		case wire.ErrorResponse:
+			fail = append([]byte(nil), f.Body()...)
+		default:
+			each(f)
 		}
 	}
 }

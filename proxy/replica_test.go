@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -124,50 +123,66 @@ func TestReplicaReads(t *testing.T) {
 
 	t.Run("replica stopped under read load", func(t *testing.T) {
 		victim := p.cluster.Groups[2].Replicas[0]
-		var reads, failures atomic.Int64
-		var firstErr atomic.Value
-		loadCtx, cancel := context.WithCancel(ctx)
-		var lwg sync.WaitGroup
-		for w := range 8 {
-			lwg.Add(1)
-			go func() {
-				defer lwg.Done()
-				c := connect(t, p.dsn(""))
-				mode := pgx.QueryExecModeCacheStatement
-				if w%2 == 0 {
-					mode = pgx.QueryExecModeSimpleProtocol
-				}
-				for loadCtx.Err() == nil {
-					var n int64
-					err := c.QueryRow(loadCtx, "SELECT count(*) FROM notes WHERE customer_id = $1", mode, customers[2]).Scan(&n)
-					if loadCtx.Err() != nil {
-						return
-					}
-					if err != nil {
-						failures.Add(1)
-						firstErr.CompareAndSwap(nil, fmt.Sprint(err))
-						continue
-					}
-					reads.Add(1)
-				}
-			}()
-		}
-		waitFor(t, 10*time.Second, "reads under way", func() bool { return reads.Load() > 200 })
+		load := startReadLoad(t, p, 8, "SELECT count(*) FROM notes WHERE customer_id = $1", customers[2])
+		waitFor(t, 10*time.Second, "reads under way", func() bool { return load.reads.Load() > 200 })
 		if err := victim.Stop(ctx); err != nil {
 			t.Fatal(err)
 		}
-		before := reads.Load()
-		waitFor(t, 20*time.Second, "reads to go on without the replica", func() bool { return reads.Load() > before+500 })
+		before := load.reads.Load()
+		waitFor(t, 20*time.Second, "reads to go on without the replica", func() bool { return load.reads.Load() > before+500 })
 		if err := victim.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
-		cancel()
-		lwg.Wait()
-		if n := failures.Load(); n > 0 {
-			t.Fatalf("%d of %d reads failed while a replica stopped; first: %v", n, reads.Load()+n, firstErr.Load())
-		}
+		load.stopAndCheck(t, "while a replica stopped")
 	})
-	if errors.Is(ctx.Err(), context.Canceled) {
-		t.Fatal("unreachable")
+}
+
+// readLoad is a read load through the proxy: workers alternate simple and extended protocol,
+// counting reads and failures, until stopped.
+type readLoad struct {
+	reads, failures atomic.Int64
+	firstErr        atomic.Value
+	cancel          context.CancelFunc
+	wg              sync.WaitGroup
+}
+
+func startReadLoad(t *testing.T, p *testProxy, workers int, sql string, args ...any) *readLoad {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &readLoad{cancel: cancel}
+	for w := range workers {
+		c := connect(t, p.dsn(""))
+		mode := pgx.QueryExecModeCacheStatement
+		if w%2 == 0 {
+			mode = pgx.QueryExecModeSimpleProtocol
+		}
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for ctx.Err() == nil {
+				var v any
+				err := c.QueryRow(ctx, sql, append([]any{mode}, args...)...).Scan(&v)
+				if ctx.Err() != nil {
+					return
+				}
+				if err != nil {
+					l.failures.Add(1)
+					l.firstErr.CompareAndSwap(nil, fmt.Sprint(err))
+					continue
+				}
+				l.reads.Add(1)
+			}
+		}()
+	}
+	return l
+}
+
+// stopAndCheck stops the load and fails the test if any read failed.
+func (l *readLoad) stopAndCheck(t *testing.T, during string) {
+	t.Helper()
+	l.cancel()
+	l.wg.Wait()
+	if n := l.failures.Load(); n > 0 {
+		t.Fatalf("%d of %d reads failed %s; first: %v", n, l.reads.Load()+n, during, l.firstErr.Load())
 	}
 }

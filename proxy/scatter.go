@@ -443,34 +443,14 @@ func (s *session) broadcastError(code, msg, failed string, applied []string, m *
 }
 
 // runCollect runs sql as a simple query on a backend the caller owns and returns the reply
-// frames up to ReadyForQuery (not included), or the ErrorResponse body.
+// frames up to ReadyForQuery (ParameterStatus left out), or the ErrorResponse body.
 func runCollect(sc *pool.Conn, sql string, budget time.Duration) (frames [][]byte, fail []byte, err error) {
-	sc.UnnamedOwner = nil
-	_ = sc.SetDeadline(time.Now().Add(budget))
-	defer sc.SetDeadline(time.Time{})
-	msg := wire.AppendHeader(nil, wire.Query, len(sql)+1)
-	msg = append(append(msg, sql...), 0)
-	if _, err := sc.W.Write(msg); err != nil {
-		return nil, nil, fmt.Errorf("send: %w", err)
-	}
-	if err := sc.W.Flush(); err != nil {
-		return nil, nil, fmt.Errorf("send: %w", err)
-	}
-	for {
-		f, err := sc.R.Next()
-		if err != nil {
-			return nil, nil, fmt.Errorf("read reply: %w", err)
-		}
-		switch f.Type() {
-		case wire.ReadyForQuery:
-			return frames, fail, nil
-		case wire.ErrorResponse:
-			fail = append([]byte(nil), f.Body()...)
-		case wire.ParameterStatus:
-		default:
+	fail, _, err = runQuery(sc, sql, budget, func(f wire.Frame) {
+		if f.Type() != wire.ParameterStatus {
 			frames = append(frames, append([]byte(nil), f...))
 		}
-	}
+	})
+	return frames, fail, err
 }
 
 // mergeClientError turns a merge failure into the client's error.

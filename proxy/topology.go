@@ -127,38 +127,26 @@ func readSchema(sc *pool.Conn, budget time.Duration) (map[string][]string, error
 
 // queryText runs a simple query on a backend the caller owns and returns its rows as text.
 func queryText(sc *pool.Conn, sql string, budget time.Duration) ([][]string, error) {
-	sc.UnnamedOwner = nil
-	_ = sc.SetDeadline(time.Now().Add(budget))
-	defer sc.SetDeadline(time.Time{})
-	msg := wire.AppendHeader(nil, wire.Query, len(sql)+1)
-	msg = append(msg, sql...)
-	msg = append(msg, 0)
-	if _, err := sc.W.Write(msg); err != nil {
-		return nil, fmt.Errorf("send query: %w", err)
-	}
-	if err := sc.W.Flush(); err != nil {
-		return nil, fmt.Errorf("send query: %w", err)
-	}
 	var rows [][]string
-	var failed error
-	for {
-		f, err := sc.R.Next()
+	var bad error
+	fail, _, err := runQuery(sc, sql, budget, func(f wire.Frame) {
+		if f.Type() != wire.DataRow || bad != nil {
+			return
+		}
+		row, err := decodeTextRow(f.Body())
 		if err != nil {
-			return nil, fmt.Errorf("read reply: %w", err)
+			bad = err
+			return
 		}
-		switch f.Type() {
-		case wire.DataRow:
-			row, err := decodeTextRow(f.Body())
-			if err != nil {
-				return nil, err
-			}
-			rows = append(rows, row)
-		case wire.ErrorResponse:
-			failed = fmt.Errorf("server error %s: %s", errorCode(f.Body()), errorMessage(f.Body()))
-		case wire.ReadyForQuery:
-			return rows, failed
-		}
+		rows = append(rows, row)
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case fail != nil:
+		return nil, fmt.Errorf("server error %s: %s", errorCode(fail), errorMessage(fail))
 	}
+	return rows, bad
 }
 
 // decodeTextRow splits a DataRow body into its text values ("" for NULL).

@@ -3,7 +3,6 @@ package router
 import (
 	"fmt"
 	"strconv"
-	"strings"
 
 	pg "github.com/pganalyze/pg_query_go/v6"
 
@@ -165,19 +164,9 @@ func scBigint(n *pg.Node) *pg.Node {
 	}}}
 }
 
-// scShardArray is the array literal of a shard set, e.g. "{0,1,2,3}".
-func scShardArray(s shardmap.ShardSet) string {
-	var b strings.Builder
-	b.WriteByte('{')
-	for i, sh := range s.Shards() {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.Itoa(int(sh)))
-	}
-	b.WriteByte('}')
-	return b.String()
-}
+// scShardArray is the array literal of a shard set, e.g. "{0,1,2,3}" (ShardSet's own text
+// form is that literal).
+func scShardArray(s shardmap.ShardSet) string { return s.String() }
 
 // scRestriction is ((ref.key % 16) + 16) % 16 = ANY('{...}'::int[]): the row's shard (never
 // negative, as shardmap.ShardOf computes it) is one of shards.
