@@ -15,7 +15,8 @@ FUZZ_TARGETS := \
 	./proxy/auth:FuzzSCRAM \
 	./proxy/auth:FuzzMD5 \
 	./proxy/auth:FuzzParseVerifier \
-	./router:FuzzAnalyzeSession
+	./router:FuzzAnalyzeSession \
+	./router:FuzzRoute
 
 .PHONY: all build dev deps test vet fmt-check unit fuzz bench clean
 
@@ -28,7 +29,7 @@ build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/shardwire ./cmd/shardwire
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/shardctl ./cmd/shardctl
 
-# A local cluster in the foreground: 1 group (writer + 1 replica), 1 proxy on 127.0.0.1:6432.
+# A local cluster in the foreground: 4 groups (writer + 1 replica each), 1 proxy on 127.0.0.1:6432.
 dev: deps build
 	$(BIN)/shardwire dev --dir .dev --groups 4 --replicas 1 --proxies 1
 

@@ -78,6 +78,10 @@ func TestReplicaReads(t *testing.T) {
 		return !slices.Contains(hc.ReadTargets("g1", 0, nil), delayed.Addr())
 	})
 
+	if lag := counterValue(t, p, "shardwire_replica_lag_seconds", map[string]string{"group": "g1", "endpoint": delayed.Addr()}); lag < 1 {
+		t.Errorf("replica lag metric of the delayed replica = %v, want > 1s", lag)
+	}
+
 	t.Run("reads avoid the lagging replica", func(t *testing.T) {
 		c := connect(t, p.dsn(""))
 		for range 50 {
@@ -125,6 +129,7 @@ func TestReplicaReads(t *testing.T) {
 		victim := p.cluster.Groups[2].Replicas[0]
 		load := startReadLoad(t, p, 8, "SELECT count(*) FROM notes WHERE customer_id = $1", customers[2])
 		waitFor(t, 10*time.Second, "reads under way", func() bool { return load.reads.Load() > 200 })
+		writerReads := counterValue(t, p, "shardwire_routed_total", map[string]string{"group": "g2", "role": "writer"})
 		if err := victim.Stop(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -134,6 +139,12 @@ func TestReplicaReads(t *testing.T) {
 			t.Fatal(err)
 		}
 		load.stopAndCheck(t, "while a replica stopped")
+		if n := counterValue(t, p, "shardwire_endpoint_bans_total", map[string]string{"group": "g2", "endpoint": victim.Addr()}); n < 1 {
+			t.Errorf("the stopped replica was never banned (bans %v)", n)
+		}
+		if n := counterValue(t, p, "shardwire_routed_total", map[string]string{"group": "g2", "role": "writer"}); n <= writerReads {
+			t.Errorf("no read of g2 fell back to its writer while its only replica was down")
+		}
 	})
 }
 
