@@ -1,11 +1,15 @@
 package proxy
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/shardwire/shardwire/proxy/pool"
 )
 
 // backendKey is the BackendKeyData the proxy gives a client. The process id's top byte carries
@@ -76,6 +80,24 @@ func (s *Server) handleCancel(pid uint32, secret []byte) {
 		return
 	}
 	sess.mu.Lock()
+	if len(sess.multi) > 0 {
+		// A scatter or DDL on every group runs: cancel it on each group's backend. Those
+		// backends are closed, not pooled, afterwards (a late cancel must hit nobody else).
+		conns := append([]*pool.Conn(nil), sess.multi...)
+		sess.multiCancelled = true
+		sess.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		result := "forwarded"
+		for _, sc := range conns {
+			if err := sc.Cancel(ctx); err != nil {
+				result = "failed"
+				sess.logger().Warn("forwarding cancel request failed", zap.String("server", sc.Addr()), zap.Error(err))
+			}
+		}
+		s.metrics.cancels.WithLabelValues(result).Inc()
+		return
+	}
 	sc := sess.server
 	if sc == nil || sess.queue.len() == 0 {
 		sess.mu.Unlock()

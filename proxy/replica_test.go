@@ -125,6 +125,27 @@ func TestReplicaReads(t *testing.T) {
 		}
 	})
 
+	t.Run("cancel a scatter", func(t *testing.T) {
+		c := connect(t, p.dsn(""))
+		done := make(chan error, 1)
+		start := time.Now()
+		go func() {
+			var n int64
+			done <- c.QueryRow(ctx, "SELECT count(*) FROM notes WHERE pg_sleep(5) IS NOT NULL").Scan(&n)
+		}()
+		time.Sleep(300 * time.Millisecond)
+		if err := c.PgConn().CancelRequest(ctx); err != nil {
+			t.Fatal(err)
+		}
+		err := <-done
+		if pgCode(err) != "57014" || time.Since(start) > 4*time.Second {
+			t.Fatalf("cancelled scatter: %v after %s, want 57014 at once", err, time.Since(start))
+		}
+		if _, err := portOf(ctx, c, 5); err != nil {
+			t.Fatalf("session unusable after a cancelled scatter: %v", err)
+		}
+	})
+
 	t.Run("replica stopped under read load", func(t *testing.T) {
 		victim := p.cluster.Groups[2].Replicas[0]
 		load := startReadLoad(t, p, 8, "SELECT count(*) FROM notes WHERE customer_id = $1", customers[2])

@@ -171,7 +171,11 @@ func (s *session) scatter(pp *proxyPortal, simple bool) *clientError {
 	}
 	var conns []*groupConn
 	defer func() {
+		cancelled := s.endMulti()
 		for _, g := range conns {
+			if cancelled {
+				g.sc.MarkBroken()
+			}
 			g.finish()
 		}
 	}()
@@ -193,6 +197,7 @@ func (s *session) scatter(pp *proxyPortal, simple bool) *clientError {
 		}
 		g := &groupConn{name: name, sc: sc, entry: entry}
 		conns = append(conns, g)
+		s.addMulti(sc)
 		msg := s.scatterMessage(sql, pp, simple, spec)
 		sc.UnnamedOwner = nil
 		if _, err := sc.W.Write(msg); err == nil {
@@ -398,8 +403,9 @@ func (s *session) broadcast(pp *proxyPortal, noData bool) *clientError {
 			ce := asClientError(err)
 			return s.broadcastError(ce.code, ce.message, name, applied, m, gi)
 		}
+		s.addMulti(sc)
 		frames, fail, err := runCollect(sc, pp.sql, 10*time.Minute)
-		if err != nil {
+		if s.endMulti() || err != nil {
 			sc.MarkBroken()
 		}
 		entry.release(sc)
@@ -460,4 +466,21 @@ func mergeClientError(err error) *clientError {
 		return newClientError(me.Code, me.Message).withCause(err)
 	}
 	return newClientError(codeInternal, "could not merge the shard groups' rows").withCause(err)
+}
+
+// addMulti registers a backend of a running scatter or broadcast, for cancel requests.
+func (s *session) addMulti(sc *pool.Conn) {
+	s.mu.Lock()
+	s.multi = append(s.multi, sc)
+	s.mu.Unlock()
+}
+
+// endMulti unregisters them and reports whether a cancel was sent to them.
+func (s *session) endMulti() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cancelled := s.multiCancelled
+	clear(s.multi)
+	s.multi, s.multiCancelled = s.multi[:0], false
+	return cancelled
 }

@@ -93,6 +93,10 @@ type session struct {
 	virtualTx      byte   // transaction status the proxy shows while it holds a BEGIN back ('T', 'E') or 0
 	deferredBegin  []byte
 	deferredParses []deferredParse
+	// multi are the backends of a running scatter or DDL on every group (for cancel);
+	// multiCancelled says a cancel was sent to them.
+	multi          []*pool.Conn
+	multiCancelled bool
 	// lostTx: the backend died while the client was idle in a transaction; its next request
 	// gets an error instead of silently running outside that transaction.
 	lostTx atomic.Bool
