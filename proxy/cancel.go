@@ -80,7 +80,7 @@ func (s *Server) handleCancel(pid uint32, secret []byte) {
 		return
 	}
 	sess.mu.Lock()
-	if len(sess.multi) > 0 {
+	if sess.multiRunning {
 		// A scatter or DDL on every group runs: cancel it on each group's backend. Those
 		// backends are closed, not pooled, afterwards (a late cancel must hit nobody else).
 		conns := append([]*pool.Conn(nil), sess.multi...)

@@ -107,6 +107,41 @@ func TestReplicaReads(t *testing.T) {
 		}
 	})
 
+	t.Run("stable functions read on replicas", func(t *testing.T) {
+		c := connect(t, p.dsn(""))
+		execAll(t, c,
+			"CREATE FUNCTION note_len(text) RETURNS int LANGUAGE sql STABLE AS 'SELECT length($1)'",
+			"CREATE FUNCTION note_vol(text) RETURNS int LANGUAGE sql VOLATILE AS 'SELECT length($1)'")
+		g2 := p.cluster.Groups[2]
+		w := connect(t, g2.Writer.SuperDSN("postgres"))
+		var lsn string
+		if err := w.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&lsn); err != nil {
+			t.Fatal(err)
+		}
+		r := connect(t, g2.Replicas[0].SuperDSN("postgres"))
+		waitFor(t, 10*time.Second, "g2's replica to replay the functions", func() bool {
+			var ok bool
+			return r.QueryRow(ctx, "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn", lsn).Scan(&ok) == nil && ok
+		})
+		waitFor(t, 10*time.Second, "the health checker to see g2's replica caught up", func() bool {
+			targets := hc.ReadTargets("g2", 0, nil)
+			return len(targets) > 0 && targets[0] == g2.Replicas[0].Addr()
+		})
+		for fn, want := range map[string]int{"note_len": g2.Replicas[0].Port, "note_vol": g2.Writer.Port} {
+			// A connection each: a call of the volatile one counts as the session's write, and
+			// the session's next reads of g2 would rightly go to the writer.
+			reader := connect(t, p.dsn(""))
+			var port int
+			sql := "SELECT current_setting('port')::int FROM notes WHERE customer_id = $1 AND " + fn + "(body) > 0 LIMIT 1"
+			if err := reader.QueryRow(ctx, sql, int64(9)).Scan(&port); err != nil {
+				t.Fatal(err)
+			}
+			if port != want {
+				t.Errorf("a read calling %s ran on port %d, want %d", fn, port, want)
+			}
+		}
+	})
+
 	t.Run("read your writes", func(t *testing.T) {
 		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement} {
 			c := connect(t, p.dsn(""))

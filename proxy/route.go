@@ -42,23 +42,23 @@ func (s *session) currentMap() *shardmap.Map {
 }
 
 // loadSchema reads the database's schema on the default group's writer.
-func (s *session) loadSchema(ctx context.Context) (map[string][]string, error) {
+func (s *session) loadSchema(ctx context.Context) (schemaInfo, error) {
 	m := s.srv.topo.store.Current()
 	g := &m.Groups[m.DefaultGroup]
 	entry, err := s.srv.poolFor(s.srv.topo.health.Writer(g.Name), s.db, s.userCfg)
 	if err != nil {
-		return nil, err
+		return schemaInfo{}, err
 	}
 	sc, err := entry.pool.Acquire(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("schema of %s on %s: %w", s.db.BackendName, g.Name, err)
+		return schemaInfo{}, fmt.Errorf("schema of %s on %s: %w", s.db.BackendName, g.Name, err)
 	}
-	cols, err := readSchema(sc, 10*time.Second)
+	info, err := readSchema(sc, 10*time.Second)
 	if err != nil {
 		sc.MarkBroken()
 	}
 	entry.release(sc)
-	return cols, err
+	return info, err
 }
 
 // routerSession is what the router needs of the session.

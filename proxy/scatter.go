@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -56,6 +57,14 @@ func (s *session) runProxyQuery(pp *proxyPortal, simple bool) error {
 			withHint("run it on its own, outside BEGIN ... COMMIT, or add the shard key"), simple)
 		return nil
 	}
+	s.mu.Lock()
+	s.multiRunning = true // from here a CancelRequest is for this statement
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.multiRunning, s.multiCancelled = false, false
+		s.mu.Unlock()
+	}()
 	var ce *clientError
 	if pp.plan.Target == router.TargetAllGroups {
 		ce = s.broadcast(pp, !simple && pp.describe)
@@ -78,6 +87,7 @@ type groupConn struct {
 	sc    *pool.Conn
 	entry *poolEntry
 	done  bool   // the rows ended (CommandComplete or an error)
+	idle  bool   // nothing was sent to it
 	fail  []byte // the group's ErrorResponse frame, if it failed
 }
 
@@ -127,6 +137,15 @@ func (g *groupConn) head() ([]byte, error) {
 	}
 }
 
+// abandon cancels the group's running query and closes the backend without waiting for it.
+func (g *groupConn) abandon() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_ = g.sc.Cancel(ctx)
+	cancel()
+	g.sc.MarkBroken()
+	g.entry.release(g.sc)
+}
+
 // finish reads to ReadyForQuery and returns the backend to its pool (closing it when its
 // reply could not be read to the end).
 func (g *groupConn) finish() {
@@ -150,7 +169,7 @@ func (g *groupConn) finish() {
 
 // scatter runs a keyless read on every group owning shards, each restricted to its shards, and
 // merges the replies into the client's.
-func (s *session) scatter(pp *proxyPortal, simple bool) *clientError {
+func (s *session) scatter(pp *proxyPortal, simple bool) (ce *clientError) {
 	m := pp.m
 	spec := pp.plan.Merge
 	if spec == nil {
@@ -171,12 +190,21 @@ func (s *session) scatter(pp *proxyPortal, simple bool) *clientError {
 	}
 	var conns []*groupConn
 	defer func() {
+		// After a failure or a cancel, groups still running are cancelled and closed rather
+		// than waited for; the others are read to their end.
 		cancelled := s.endMulti()
 		for _, g := range conns {
-			if cancelled {
-				g.sc.MarkBroken()
+			switch {
+			case g.idle:
+				g.entry.release(g.sc)
+			case (ce != nil || cancelled) && !g.done:
+				g.abandon()
+			default:
+				if cancelled {
+					g.sc.MarkBroken()
+				}
+				g.finish()
 			}
-			g.finish()
 		}
 	}()
 	start := time.Now()
@@ -195,9 +223,12 @@ func (s *session) scatter(pp *proxyPortal, simple bool) *clientError {
 		if err != nil {
 			return asClientError(err)
 		}
-		g := &groupConn{name: name, sc: sc, entry: entry}
+		g := &groupConn{name: name, sc: sc, entry: entry, idle: true}
 		conns = append(conns, g)
-		s.addMulti(sc)
+		if s.addMulti(sc) {
+			return queryCanceledError()
+		}
+		g.idle = false
 		msg := s.scatterMessage(sql, pp, simple, spec)
 		sc.UnnamedOwner = nil
 		if _, err := sc.W.Write(msg); err == nil {
@@ -403,7 +434,11 @@ func (s *session) broadcast(pp *proxyPortal, noData bool) *clientError {
 			ce := asClientError(err)
 			return s.broadcastError(ce.code, ce.message, name, applied, m, gi)
 		}
-		s.addMulti(sc)
+		if s.addMulti(sc) {
+			s.endMulti()
+			entry.release(sc)
+			return queryCanceledError()
+		}
 		frames, fail, err := runCollect(sc, pp.sql, 10*time.Minute)
 		if s.endMulti() || err != nil {
 			sc.MarkBroken()
@@ -468,11 +503,18 @@ func mergeClientError(err error) *clientError {
 	return newClientError(codeInternal, "could not merge the shard groups' rows").withCause(err)
 }
 
-// addMulti registers a backend of a running scatter or broadcast, for cancel requests.
-func (s *session) addMulti(sc *pool.Conn) {
+// addMulti registers a backend of a running scatter or broadcast, for cancel requests, and
+// reports whether the client already cancelled the statement (then nothing more is sent).
+func (s *session) addMulti(sc *pool.Conn) (cancelled bool) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.multi = append(s.multi, sc)
-	s.mu.Unlock()
+	return s.multiCancelled
+}
+
+// queryCanceledError is Postgres's error for a cancelled statement.
+func queryCanceledError() *clientError {
+	return newClientError("57014", "canceling statement due to user request")
 }
 
 // endMulti unregisters them and reports whether a cancel was sent to them.
@@ -481,6 +523,6 @@ func (s *session) endMulti() bool {
 	defer s.mu.Unlock()
 	cancelled := s.multiCancelled
 	clear(s.multi)
-	s.multi, s.multiCancelled = s.multi[:0], false
+	s.multi = s.multi[:0]
 	return cancelled
 }

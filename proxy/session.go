@@ -96,6 +96,7 @@ type session struct {
 	// multi are the backends of a running scatter or DDL on every group (for cancel);
 	// multiCancelled says a cancel was sent to them.
 	multi          []*pool.Conn
+	multiRunning   bool
 	multiCancelled bool
 	// lostTx: the backend died while the client was idle in a transaction; its next request
 	// gets an error instead of silently running outside that transaction.

@@ -72,7 +72,7 @@ func (p *testProxy) waitReplicasCaughtUp(t testing.TB) {
 	for _, g := range p.cluster.Groups {
 		w := connect(t, g.Writer.SuperDSN("postgres"))
 		var lsn string
-		if err := w.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn); err != nil {
+		if err := w.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&lsn); err != nil {
 			t.Fatal(err)
 		}
 		for _, r := range g.Replicas {

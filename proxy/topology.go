@@ -64,7 +64,7 @@ func newTopology(cfg *config.Config, log *zap.Logger, checker *health.Checker) (
 // read lazily with load (on the default group's writer) the first time, after the epoch
 // changed, and after DDL through the proxy; until it can be read, only named rules apply.
 // The common case takes no lock.
-func (t *topology) mapFor(db string, load func(context.Context) (map[string][]string, error)) *shardmap.Map {
+func (t *topology) mapFor(db string, load func(context.Context) (schemaInfo, error)) *shardmap.Map {
 	cur := t.store.Current()
 	if v, ok := t.dbMaps.Load(db); ok {
 		if dm := v.(*dbMap); dm.epoch == cur.Epoch && dm.loaded && !dm.stale.Load() {
@@ -79,11 +79,12 @@ func (t *topology) mapFor(db string, load func(context.Context) (map[string][]st
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	columns, err := load(ctx)
+	info, err := load(ctx)
 	cancel()
 	m := *cur
-	m.Tables = shardmap.ResolveTables(cur.Rules, columns)
-	m.KeyIndex = shardmap.KeyIndexes(m.Tables, columns)
+	m.Tables = shardmap.ResolveTables(cur.Rules, info.columns)
+	m.KeyIndex = shardmap.KeyIndexes(m.Tables, info.columns)
+	m.ReadOnlyFunctions = info.readOnlyFunctions
 	if err != nil {
 		t.log.Warn("could not read the schema to find sharded tables; using named rules only", zap.String("database", db), zap.Error(err))
 	}
@@ -107,22 +108,43 @@ WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND a.attnum > 0 AND NOT a.attisdro
 AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
 ORDER BY c.relname, a.attnum`
 
-// readSchema runs schemaQuery on a backend the caller owns and returns table → columns in
-// column order, lower-cased.
-func readSchema(sc *pool.Conn, budget time.Duration) (map[string][]string, error) {
+// readOnlyFunctionsQuery lists the database's own functions whose every overload is STABLE or
+// IMMUTABLE (built-ins are the router's business).
+const readOnlyFunctionsQuery = `SELECT lower(p.proname) FROM pg_catalog.pg_proc p
+JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND p.prokind = 'f'
+GROUP BY 1 HAVING bool_and(p.provolatile <> 'v')`
+
+// schemaInfo is what routing needs of a database's schema.
+type schemaInfo struct {
+	columns           map[string][]string // table → its columns in order, lower case
+	readOnlyFunctions map[string]bool
+}
+
+// readSchema reads a database's schema on a backend the caller owns.
+func readSchema(sc *pool.Conn, budget time.Duration) (schemaInfo, error) {
 	rows, err := queryText(sc, schemaQuery, budget)
 	if err != nil {
-		return nil, err
+		return schemaInfo{}, err
 	}
-	out := make(map[string][]string)
+	info := schemaInfo{columns: make(map[string][]string), readOnlyFunctions: make(map[string]bool)}
 	for _, r := range rows {
 		if len(r) != 2 {
 			continue
 		}
 		table := strings.ToLower(r[0])
-		out[table] = append(out[table], strings.ToLower(r[1]))
+		info.columns[table] = append(info.columns[table], strings.ToLower(r[1]))
 	}
-	return out, nil
+	funcs, err := queryText(sc, readOnlyFunctionsQuery, budget)
+	if err != nil {
+		return schemaInfo{}, err
+	}
+	for _, r := range funcs {
+		if len(r) == 1 {
+			info.readOnlyFunctions[r[0]] = true
+		}
+	}
+	return info, nil
 }
 
 // queryText runs a simple query on a backend the caller owns and returns its rows as text.

@@ -18,7 +18,8 @@ func (b *builder) funcCall(fc *pg.FuncCall) {
 		b.info.unknownFunc = true
 		return
 	}
-	if schema != "" && schema != "pg_catalog" || !readOnlyFunction(name) {
+	builtin := (schema == "" || schema == "pg_catalog") && readOnlyFunction(name)
+	if !builtin && !(b.m != nil && b.m.ReadOnlyFunctions[strings.ToLower(name)]) {
 		b.info.unknownFunc = true
 	}
 }

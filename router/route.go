@@ -200,6 +200,17 @@ func schemaFingerprint(seed maphash.Seed, m *shardmap.Map) uint64 {
 	binary.LittleEndian.PutUint64(b[:8], tables)
 	binary.LittleEndian.PutUint64(b[8:], uint64(len(m.Tables)))
 	h.Write(b[:])
+	var funcs uint64 // order-independent, like tables
+	for name, ok := range m.ReadOnlyFunctions {
+		if ok {
+			var e maphash.Hash
+			e.SetSeed(seed)
+			e.WriteString(name)
+			funcs += e.Sum64()
+		}
+	}
+	binary.LittleEndian.PutUint64(b[:8], funcs)
+	h.Write(b[:8])
 	for _, rule := range m.Rules {
 		h.WriteString(rule.Table)
 		h.WriteByte(0)

@@ -162,6 +162,10 @@ type Map struct {
 	// position of the key column among the table's columns (dropped columns skipped): what an
 	// INSERT without a column list needs. Filled in with Tables (KeyIndexes), never stored.
 	KeyIndex map[string]int `json:"key_index,omitempty"`
+	// ReadOnlyFunctions are the database's own functions (lower-case names) whose every
+	// overload is STABLE or IMMUTABLE: Postgres forbids them to write, so a SELECT calling them
+	// may run on a replica. Filled in with Tables, never stored.
+	ReadOnlyFunctions map[string]bool `json:"read_only_functions,omitempty"`
 }
 
 // KeyIndexes returns, for each sharded table (tables: table → key column) whose columns are
