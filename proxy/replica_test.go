@@ -253,3 +253,23 @@ func (l *readLoad) stopAndCheck(t *testing.T, during string) {
 		t.Fatalf("%d of %d reads failed %s; first: %v", n, l.reads.Load()+n, during, l.firstErr.Load())
 	}
 }
+
+// TestReadsSpreadOverReplicas: a group's replicas in the proxy's region take turns serving
+// reads, across sessions and across one session's transactions.
+func TestReadsSpreadOverReplicas(t *testing.T) {
+	p := startShardedProxy(t, 1, 2, nil)
+	g := p.cluster.Groups[0]
+	hc := p.srv.topo.health
+	waitFor(t, 10*time.Second, "both replicas eligible", func() bool { return len(hc.ReadTargets("g0", 0, nil)) == 3 })
+	served := map[int]int{}
+	for range 3 {
+		c := connect(t, p.dsn(""))
+		for range 10 {
+			served[int(mustQueryInt(t, c, "SELECT current_setting('port')::int"))]++
+		}
+	}
+	if served[g.Replicas[0].Port] < 5 || served[g.Replicas[1].Port] < 5 || served[g.Writer.Port] != 0 {
+		t.Fatalf("30 reads served per port: %v; want both replicas (%d, %d) used, the writer (%d) not",
+			served, g.Replicas[0].Port, g.Replicas[1].Port, g.Writer.Port)
+	}
+}

@@ -304,7 +304,10 @@ func (s *session) attach(t routeTarget) (*pool.Conn, *poolEntry, routeTarget, er
 	if t.writer {
 		candidates = append(s.candidates[:0], hc.Writer(g.Name))
 	} else {
-		candidates = hc.ReadTargets(g.Name, s.readMinLSN(g.Name), s.candidates[:0])
+		// Equivalent replicas take turns: each session starts somewhere else, and moves on
+		// with every transaction.
+		s.readTurn++
+		candidates = hc.ReadTargetsFrom(g.Name, s.readMinLSN(g.Name), s.key.pid+s.readTurn, s.candidates[:0])
 	}
 	s.candidates = candidates
 	var lastErr error

@@ -58,6 +58,7 @@ type session struct {
 	bindParams       bindParams
 	proxyPortals     map[string]*proxyPortal // portals the proxy executes itself (scatter, DDL)
 	candidates       []string
+	readTurn         uint32 // advances per read attach, to spread reads over replicas
 	shardKey         int64
 	hasShardKey      bool
 	localShardKey    int64

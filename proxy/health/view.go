@@ -18,6 +18,8 @@ type groupView struct {
 	// readers are the replicas eligible for reads (up, in recovery, lag within bound),
 	// best first: this proxy's region first, then by lag, then in configuration order.
 	readers []reader
+	// local is how many of readers (the first ones) are in this proxy's region.
+	local int
 	// samples are the writer's checks, oldest first (shared, never written).
 	samples []lsnSample
 }
@@ -92,6 +94,9 @@ func (c *Checker) publish(g *group) {
 	}
 	for i := range cands {
 		v.readers[i] = cands[i].reader
+		if cands[i].local {
+			v.local++
+		}
 	}
 	g.view.Store(v)
 }
@@ -128,13 +133,29 @@ func (c *Checker) Writer(group string) string {
 // It appends nothing for an unknown group. No I/O, no lock, and no allocation when dst has
 // room.
 func (c *Checker) ReadTargets(group string, minLSN uint64, dst []string) []string {
+	return c.ReadTargetsFrom(group, minLSN, 0, dst)
+}
+
+// ReadTargetsFrom is ReadTargets with the replicas of this proxy's region taken in turn:
+// the list starts at the one numbered start modulo their count, so that callers passing
+// different (or successive) numbers spread reads over equivalent replicas. The order of the
+// other candidates is ReadTargets'. No I/O, no lock, no allocation when dst has room.
+func (c *Checker) ReadTargetsFrom(group string, minLSN uint64, start uint32, dst []string) []string {
 	v := c.view(group)
 	if v == nil {
 		return dst
 	}
 	now := c.now()
 	n := len(dst)
-	for i := range v.readers {
+	var first int
+	if v.local > 1 {
+		first = int(start % uint32(v.local))
+	}
+	for k := range v.readers {
+		i := k
+		if k < v.local {
+			i = (k + first) % v.local
+		}
 		r := &v.readers[i]
 		if (minLSN > 0 && r.replayLSN < minLSN) || r.ep.banned(now) {
 			continue

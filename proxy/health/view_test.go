@@ -372,3 +372,40 @@ func seriesCount(t *testing.T, reg prometheus.Gatherer, name string) int {
 	}
 	return 0
 }
+
+func TestReadTargetsFromSpreadsLocalReplicas(t *testing.T) {
+	c := testChecker(t, nil, g0)
+	feed(t, c, "g0", "w:1", writerAnswer(0x5000, 1))
+	for _, r := range g0.Replicas {
+		feed(t, c, "g0", r, replicaAnswer(0x5000, 0))
+	}
+	// One replica in another region: never rotated to the front.
+	c.mu.Lock()
+	g := c.top.Load().groups["g0"]
+	for _, ep := range g.endpoints {
+		if ep.addr == "r3:1" {
+			ep.region = "west"
+		}
+	}
+	c.publish(g)
+	c.mu.Unlock()
+	firsts := map[string]int{}
+	for start := range uint32(10) {
+		got := c.ReadTargetsFrom("g0", 0, start, nil)
+		if len(got) != 4 || got[2] != "r3:1" || got[3] != "w:1" {
+			t.Fatalf("ReadTargetsFrom(start %d) = %v: the remote replica and the writer must stay last", start, got)
+		}
+		if !slices.Contains(got[:2], "r1:1") || !slices.Contains(got[:2], "r2:1") {
+			t.Fatalf("ReadTargetsFrom(start %d) = %v: both local replicas first", start, got)
+		}
+		firsts[got[0]]++
+	}
+	if firsts["r1:1"] != 5 || firsts["r2:1"] != 5 {
+		t.Errorf("first choices over 10 starts: %v, want 5 each", firsts)
+	}
+	if got := c.ReadTargetsFrom("g0", 0, 1, make([]string, 0, 8)); testing.AllocsPerRun(100, func() {
+		_ = c.ReadTargetsFrom("g0", 0, 7, got[:0])
+	}) != 0 {
+		t.Error("ReadTargetsFrom allocates")
+	}
+}
