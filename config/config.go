@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -183,6 +184,9 @@ type Group struct {
 	Region   string   `yaml:"region"`
 	Writer   string   `yaml:"writer"`
 	Replicas []string `yaml:"replicas"`
+	// ReplicaRegions gives replicas that run in another region than the group their own
+	// (replica address → region); the others are in Region.
+	ReplicaRegions map[string]string `yaml:"replica_regions"`
 }
 
 // Duration is a time.Duration that reads and writes YAML duration strings.
@@ -349,6 +353,11 @@ func (c *Config) Validate() error {
 		for j, r := range g.Replicas {
 			if _, _, err := net.SplitHostPort(r); err != nil {
 				return fmt.Errorf("groups[%d] (%s): replicas[%d] %q must be host:port: %w", i, g.Name, j, r, err)
+			}
+		}
+		for addr := range g.ReplicaRegions {
+			if !slices.Contains(g.Replicas, addr) {
+				return fmt.Errorf("groups[%d] (%s): replica_regions names %q, which is not one of its replicas", i, g.Name, addr)
 			}
 		}
 	}

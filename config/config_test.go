@@ -67,6 +67,7 @@ func TestParseErrors(t *testing.T) {
 		{"tls half set", minimal + "tls: {cert_file: a.pem}\n", "tls"},
 		{"bad auth type", minimal + "auth_type: trust\n", "auth_type"},
 		{"tiny message limit", minimal + "max_message_size: 10\n", "max_message_size"},
+		{"region of an unknown replica", "users: [{name: a, password: x}]\ngroups: [{name: g0, writer: \"h:1\", replicas: [\"h:2\"], replica_regions: {\"h:3\": west}}]\n", "replica_regions"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package shardmap
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -22,10 +23,11 @@ func FromConfig(cfg *config.Config) (*Map, error) {
 	m := &Map{Owner: owner}
 	for _, g := range cfg.Groups {
 		m.Groups = append(m.Groups, Group{
-			Name:     g.Name,
-			Region:   g.Region,
-			Writer:   g.Writer,
-			Replicas: slices.Clone(g.Replicas),
+			Name:           g.Name,
+			Region:         g.Region,
+			Writer:         g.Writer,
+			Replicas:       slices.Clone(g.Replicas),
+			ReplicaRegions: maps.Clone(g.ReplicaRegions),
 		})
 	}
 	for s := range m.State {

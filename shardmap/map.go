@@ -105,6 +105,17 @@ type Group struct {
 	Region   string   `json:"region"`
 	Writer   string   `json:"writer"`
 	Replicas []string `json:"replicas,omitempty"`
+	// ReplicaRegions are the regions of replicas outside the group's Region (address →
+	// region).
+	ReplicaRegions map[string]string `json:"replica_regions,omitempty"`
+}
+
+// RegionOf returns the region of one of the group's endpoints.
+func (g *Group) RegionOf(addr string) string {
+	if r, ok := g.ReplicaRegions[addr]; ok {
+		return r
+	}
+	return g.Region
 }
 
 // Endpoints returns the writer followed by the replicas.

@@ -140,7 +140,7 @@ func (c *Checker) updateGroup(g *group, sg shardmap.Group) {
 		}
 		have[addr] = nil // taken
 		ep.index = i
-		ep.region = sg.Region
+		ep.region = sg.RegionOf(addr)
 		eps = append(eps, ep)
 		if i == 0 {
 			g.configured = ep

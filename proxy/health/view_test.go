@@ -409,3 +409,13 @@ func TestReadTargetsFromSpreadsLocalReplicas(t *testing.T) {
 		t.Error("ReadTargetsFrom allocates")
 	}
 }
+
+func TestReplicaRegionsFromTheMap(t *testing.T) {
+	g := shardmap.Group{Name: "g0", Region: "west", Writer: "w:1", Replicas: []string{"r1:1", "r2:1"},
+		ReplicaRegions: map[string]string{"r2:1": "east"}}
+	c := testChecker(t, nil, g) // the checker's region is east
+	feed(t, c, "g0", "w:1", writerAnswer(0x5000, 1))
+	feed(t, c, "g0", "r1:1", replicaAnswer(0x5000, 0))
+	feed(t, c, "g0", "r2:1", replicaAnswer(0x5000, 0))
+	wantTargets(t, c, "g0", 0, "r2:1", "r1:1", "w:1")
+}
