@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/shardwire/shardwire/internal/pgtest"
 )
@@ -110,6 +113,44 @@ func TestRouting(t *testing.T) {
 					assertSameResult(t, fmt.Sprintf("%s/%s/customer %d", c.name, m.name, ids[i]), want, got, c.ordered)
 				}
 			}
+		}
+	})
+
+	t.Run("scatter in one pipeline", func(t *testing.T) {
+		// Parse, Bind, Describe, Execute and Sync in one round trip (pgbench -M extended,
+		// libpq's PQexecParams): the replies must come in protocol order.
+		pc, err := pgconn.Connect(ctx, fx.p.dsn(""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hc, err := pc.Hijack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer hc.Conn.Close()
+		fe := hc.Frontend
+		fe.Send(&pgproto3.Parse{Query: "SELECT count(*) FROM invoices WHERE status = $1"})
+		fe.Send(&pgproto3.Bind{Parameters: [][]byte{[]byte("paid")}})
+		fe.Send(&pgproto3.Describe{ObjectType: 'P'})
+		fe.Send(&pgproto3.Execute{})
+		fe.Send(&pgproto3.Sync{})
+		if err := fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for {
+			msg, err := fe.Receive()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, fmt.Sprintf("%T", msg)[len("*pgproto3."):])
+			if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
+				break
+			}
+		}
+		want := []string{"ParseComplete", "BindComplete", "RowDescription", "DataRow", "CommandComplete", "ReadyForQuery"}
+		if !slices.Equal(got, want) {
+			t.Fatalf("pipelined scatter replies %v, want %v", got, want)
 		}
 	})
 

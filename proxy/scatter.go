@@ -48,6 +48,7 @@ func (s *session) runProxyQuery(pp *proxyPortal, simple bool) error {
 	}
 	inTx := s.virtualTx != 0 || (s.server != nil && (s.txStatus != 'I' || s.queue.len() > 0))
 	s.mu.Unlock()
+	s.answerDeferredLocally()
 	what := "a read without a shard key"
 	if pp.plan.Target == router.TargetAllGroups {
 		what = "DDL on sharded tables"
@@ -525,4 +526,27 @@ func (s *session) endMulti() bool {
 	clear(s.multi)
 	s.multi = s.multi[:0]
 	return cancelled
+}
+
+// answerDeferredLocally sends the replies held back behind a deferred unnamed Parse when the
+// proxy runs the statement itself: the Parse never reaches a backend as such (the groups get
+// the rewritten statement), and the router parsed it, so it is answered as complete.
+func (s *session) answerDeferredLocally() {
+	s.mu.Lock()
+	if len(s.deferredParses) == 0 || s.server != nil {
+		s.mu.Unlock()
+		return
+	}
+	s.wmu.Lock()
+	for _, d := range s.deferredParses {
+		switch {
+		case d.synth != nil:
+			s.writeClient(d.synth)
+		case d.unnamed || d.stmt != nil:
+			s.writeClient(parseCompleteFrame)
+		}
+	}
+	s.deferredParses = s.deferredParses[:0]
+	s.wmu.Unlock()
+	s.mu.Unlock()
 }
