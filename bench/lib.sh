@@ -17,6 +17,18 @@ PGCLIENT=(env PGPASSWORD=app PGUSER=app PGDATABASE=app PGHOST=127.0.0.1 PGSSLMOD
 
 BENCH_PIDS=()
 
+# AWK_MEDIAN defines median(list) for awk programs: the median of the space-separated numbers
+# in list, "" when it is empty.
+AWK_MEDIAN='
+function median(list,   n, a, i, j, t) {
+	n = split(list, a, " ")
+	if (n == 0) return ""
+	for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
+	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+
+'
+
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # bench_tmpdir creates $BENCH_TMP, readable by the postgres OS user (Postgres and PgBouncer

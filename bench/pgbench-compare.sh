@@ -92,13 +92,7 @@ column -t -s $'\t' "$RUNS"
 echo
 echo "## Medians"
 echo
-awk -F'\t' '
-function median(list,   n, a, i, j, t) {
-	n = split(list, a, " ")
-	if (n == 0) return ""
-	for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
-	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-}
+awk -F'\t' "$AWK_MEDIAN"'
 function cell(k) { return (k in nfail && !(k in tps)) ? "fails" : (k in tps ? sprintf("%.0f", median(tps[k])) : "-") }
 NR == 1 { next }
 {

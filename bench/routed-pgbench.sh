@@ -126,13 +126,7 @@ column -t -s $'\t' "$RUNS"
 echo
 echo "## Medians"
 echo
-awk -F'\t' '
-function median(list,   n, a, i, j, t) {
-	n = split(list, a, " ")
-	if (n == 0) return 0
-	for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
-	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-}
+awk -F'\t' "$AWK_MEDIAN"'
 NR == 1 { next }
 {
 	cfg = $2 " " $3; if (!(cfg in seen)) { seen[cfg] = 1; order[++n] = cfg }
@@ -141,7 +135,7 @@ NR == 1 { next }
 END {
 	printf "| mode | clients | one-group tps | sharded tps | sharded/one-group |\n| --- | ---: | ---: | ---: | ---: |\n"
 	for (i = 1; i <= n; i++) {
-		split(order[i], c, " "); o = median(tps[order[i] SUBSEP "one-group"]); s = median(tps[order[i] SUBSEP "sharded"])
+		split(order[i], c, " "); o = median(tps[order[i] SUBSEP "one-group"]) + 0; s = median(tps[order[i] SUBSEP "sharded"]) + 0
 		printf "| %s | %s | %.0f | %.0f | %s |\n", c[1], c[2], o, s, (o > 0 ? sprintf("%.3f", s / o) : "-")
 	}
 }' "$RUNS"

@@ -127,7 +127,10 @@ func (b *builder) walk(m proto.Message) {
 }
 
 // children walks every message-valued field of r.
-func (b *builder) children(r protoreflect.Message) {
+func (b *builder) children(r protoreflect.Message) { eachChild(r, b.walk) }
+
+// eachChild calls fn with every message held by a field of r, list elements included.
+func eachChild(r protoreflect.Message, fn func(proto.Message)) {
 	if !r.IsValid() {
 		return
 	}
@@ -138,11 +141,11 @@ func (b *builder) children(r protoreflect.Message) {
 		if fd.IsList() {
 			l := v.List()
 			for i := 0; i < l.Len(); i++ {
-				b.walk(l.Get(i).Message().Interface())
+				fn(l.Get(i).Message().Interface())
 			}
 			return true
 		}
-		b.walk(v.Message().Interface())
+		fn(v.Message().Interface())
 		return true
 	})
 }
@@ -209,22 +212,5 @@ func (b *builder) collectLits(m proto.Message) {
 		}
 		return
 	}
-	r := m.ProtoReflect()
-	if !r.IsValid() {
-		return
-	}
-	r.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if fd.Kind() != protoreflect.MessageKind || fd.IsMap() {
-			return true
-		}
-		if fd.IsList() {
-			l := v.List()
-			for i := 0; i < l.Len(); i++ {
-				b.collectLits(l.Get(i).Message().Interface())
-			}
-			return true
-		}
-		b.collectLits(v.Message().Interface())
-		return true
-	})
+	eachChild(m.ProtoReflect(), b.collectLits)
 }
