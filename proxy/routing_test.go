@@ -119,38 +119,60 @@ func TestRouting(t *testing.T) {
 	t.Run("scatter in one pipeline", func(t *testing.T) {
 		// Parse, Bind, Describe, Execute and Sync in one round trip (pgbench -M extended,
 		// libpq's PQexecParams): the replies must come in protocol order.
-		pc, err := pgconn.Connect(ctx, fx.p.dsn(""))
-		if err != nil {
-			t.Fatal(err)
-		}
-		hc, err := pc.Hijack()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer hc.Conn.Close()
-		fe := hc.Frontend
-		fe.Send(&pgproto3.Parse{Query: "SELECT count(*) FROM invoices WHERE status = $1"})
-		fe.Send(&pgproto3.Bind{Parameters: [][]byte{[]byte("paid")}})
-		fe.Send(&pgproto3.Describe{ObjectType: 'P'})
-		fe.Send(&pgproto3.Execute{})
-		fe.Send(&pgproto3.Sync{})
-		if err := fe.Flush(); err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		for {
-			msg, err := fe.Receive()
+		pipeline := func(sql string, execute bool, params ...[]byte) []string {
+			t.Helper()
+			pc, err := pgconn.Connect(ctx, fx.p.dsn(""))
 			if err != nil {
 				t.Fatal(err)
 			}
-			got = append(got, fmt.Sprintf("%T", msg)[len("*pgproto3."):])
-			if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
-				break
+			hc, err := pc.Hijack()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer hc.Conn.Close()
+			fe := hc.Frontend
+			fe.Send(&pgproto3.Parse{Query: sql})
+			fe.Send(&pgproto3.Bind{Parameters: params})
+			fe.Send(&pgproto3.Describe{ObjectType: 'P'})
+			if execute {
+				fe.Send(&pgproto3.Execute{})
+			}
+			fe.Send(&pgproto3.Sync{})
+			if err := fe.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for {
+				msg, err := fe.Receive()
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, fmt.Sprintf("%T", msg)[len("*pgproto3."):])
+				if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
+					return got
+				}
 			}
 		}
-		want := []string{"ParseComplete", "BindComplete", "RowDescription", "DataRow", "CommandComplete", "ReadyForQuery"}
-		if !slices.Equal(got, want) {
-			t.Fatalf("pipelined scatter replies %v, want %v", got, want)
+		expect := func(what string, got []string, want ...string) {
+			t.Helper()
+			if !slices.Equal(got, want) {
+				t.Errorf("%s: replies %v, want %v", what, got, want)
+			}
+		}
+		const count = "SELECT count(*) FROM invoices WHERE status = $1"
+		expect("scatter", pipeline(count, true, []byte("paid")),
+			"ParseComplete", "BindComplete", "RowDescription", "DataRow", "CommandComplete", "ReadyForQuery")
+		expect("scatter described, not executed", pipeline(count, false, []byte("paid")),
+			"ParseComplete", "BindComplete", "RowDescription", "ReadyForQuery")
+		expect("DDL", pipeline("CREATE TABLE piped (customer_id bigint)", true),
+			"ParseComplete", "BindComplete", "NoData", "CommandComplete", "ReadyForQuery")
+		expect("DDL described, not executed", pipeline("CREATE TABLE piped_not (customer_id bigint)", false),
+			"ParseComplete", "BindComplete", "NoData", "ReadyForQuery")
+		for g, w := range fx.p.writers(t) {
+			var n int
+			if err := w.QueryRow(ctx, "SELECT count(*) FROM pg_class WHERE relname IN ('piped', 'piped_not')").Scan(&n); err != nil || n != 1 {
+				t.Errorf("%s: %d of the piped tables (want only the executed one), %v", g, n, err)
+			}
 		}
 	})
 

@@ -27,6 +27,9 @@ type proxyPortal struct {
 	paramTypes []byte // the Parse message's parameter count and OIDs (extended protocol)
 	bind       []byte // the client's Bind body after the statement name (extended protocol)
 	describe   bool   // the client asked for the RowDescription
+	executed   bool   // an Execute ran it
+	// describeOnly: run only far enough to describe the rows (a Describe without Execute).
+	describeOnly bool
 }
 
 func (s *session) addProxyPortal(name string, pp *proxyPortal) {
@@ -198,7 +201,7 @@ func (s *session) scatter(pp *proxyPortal, simple bool) (ce *clientError) {
 			switch {
 			case g.idle:
 				g.entry.release(g.sc)
-			case (ce != nil || cancelled) && !g.done:
+			case (ce != nil || cancelled || pp.describeOnly) && !g.done:
 				g.abandon()
 			default:
 				if cancelled {
@@ -269,6 +272,10 @@ func (s *session) scatter(pp *proxyPortal, simple bool) (ce *clientError) {
 	s.wmu.Lock()
 	if simple || pp.describe {
 		s.writeClient(merger.RowDescription(nil))
+	}
+	if pp.describeOnly {
+		s.wmu.Unlock()
+		return nil
 	}
 	rows, err := merger.Run(sources, func(frame []byte) error {
 		s.writeClient(frame)
@@ -549,4 +556,27 @@ func (s *session) answerDeferredLocally() {
 	s.deferredParses = s.deferredParses[:0]
 	s.wmu.Unlock()
 	s.mu.Unlock()
+}
+
+// describeUnexecuted answers the Describe of proxy portals the client did not execute before
+// its Sync: NoData for DDL, the merged RowDescription for a scatter (which runs until the
+// groups' RowDescriptions arrive and is then cancelled).
+func (s *session) describeUnexecuted() {
+	for _, name := range s.describedPortals {
+		pp := s.proxyPortals[name]
+		if pp == nil || pp.executed || !pp.describe {
+			continue
+		}
+		s.answerDeferredLocally()
+		if pp.plan.Target == router.TargetAllGroups {
+			s.reply(noDataFrame)
+			continue
+		}
+		pp.describeOnly = true
+		if ce := s.scatter(pp, false); ce != nil {
+			s.srv.metrics.errors.WithLabelValues(ce.code, "proxy").Inc()
+			s.reply(appendErrorResponse(nil, ce))
+			return // the rest of the batch is skipped, as after any error
+		}
+	}
 }

@@ -57,6 +57,7 @@ type session struct {
 	curMap           *shardmap.Map // the map the current request was planned with
 	bindParams       bindParams
 	proxyPortals     map[string]*proxyPortal // portals the proxy executes itself (scatter, DDL)
+	describedPortals []string                // proxy portals described since the last Sync, in order
 	candidates       []string
 	readTurn         uint32 // advances per read attach, to spread reads over replicas
 	shardKey         int64
@@ -577,6 +578,7 @@ func (s *session) handleDescribe(f wire.Frame) error {
 	if body[0] == 'P' {
 		if pp := s.proxyPortals[string(name)]; pp != nil {
 			pp.describe = true
+			s.describedPortals = append(s.describedPortals, string(name))
 			return nil // answered with the portal's execution
 		}
 	}
@@ -613,6 +615,7 @@ func (s *session) handleExecute(f wire.Frame) error {
 		return s.protocolViolation("malformed Execute message")
 	}
 	if pp := s.proxyPortals[string(portal)]; pp != nil {
+		pp.executed = true
 		return s.runProxyQuery(pp, false)
 	}
 	var eff *router.SessionEffects
@@ -652,6 +655,10 @@ func (s *session) handleClose(f wire.Frame) error {
 }
 
 func (s *session) handleSync(f wire.Frame) error {
+	if len(s.describedPortals) > 0 && !s.skipUntilSync {
+		s.describeUnexecuted()
+	}
+	s.describedPortals = s.describedPortals[:0]
 	s.skipUntilSync = false
 	s.publishBytesIn()
 	clear(s.proxyPortals)
