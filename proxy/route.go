@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgproto3"
 	"go.uber.org/zap"
 
 	"github.com/shardwire/shardwire/config"
@@ -102,8 +103,10 @@ func (s *session) targetFor(plan *router.Plan, m *shardmap.Map) (routeTarget, *c
 	inTx := s.virtualTx != 0 || (s.server != nil && s.txStatus != 'I')
 	s.mu.Unlock()
 	t.writer = !t.read || inTx
-	if t.read && !inTx && t.group != anyGroup && s.mustReadOwnWrite(m.Groups[t.group].Name) {
-		t.writer = true
+	if t.read && !inTx && t.group != anyGroup {
+		if _, writerOnly := s.ownWrite(m.Groups[t.group].Name); writerOnly {
+			t.writer = true
+		}
 	}
 	return t, nil
 }
@@ -139,28 +142,16 @@ func txGroupError(t routeTarget, have int, m *shardmap.Map) *clientError {
 		withHint("a transaction runs in one shard group: keep each transaction to one customer's rows")
 }
 
-// mustReadOwnWrite reports whether a read of group must go to its writer so that the session
-// sees its own last write there: until a health check that started after that write shows a
-// replica replayed past it, only the writer is sure to have it.
-func (s *session) mustReadOwnWrite(group string) bool {
+// ownWrite tells how this session's reads of group see its own last write there: minLSN is
+// the replay position a replica needs, and writerOnly is set while no health check that
+// started after that write has told the position (only the writer is sure to have it).
+func (s *session) ownWrite(group string) (minLSN uint64, writerOnly bool) {
 	at, ok := s.lastWrite[group]
 	if !ok {
-		return false
+		return 0, false
 	}
-	if _, ok := s.srv.topo.health.WriterLSNAfter(group, at); !ok {
-		return true
-	}
-	return false
-}
-
-// readMinLSN is the replay position a replica needs to serve this session's reads of group.
-func (s *session) readMinLSN(group string) uint64 {
-	at, ok := s.lastWrite[group]
-	if !ok {
-		return 0
-	}
-	lsn, _ := s.srv.topo.health.WriterLSNAfter(group, at)
-	return lsn
+	lsn, known := s.srv.topo.health.WriterLSNAfter(group, at)
+	return lsn, !known
 }
 
 // errSwitchRefused says that the attached backend cannot be left for the request's target.
@@ -181,7 +172,7 @@ func (s *session) begin(t routeTarget) (*pool.Conn, error) {
 			s.mu.Lock()
 		}
 		if s.server != nil && !s.serves(t) {
-			if t.group == s.srvGroup && t.writer && !s.srvWriter && s.queue.len() == 0 && s.txStatus == 'I' && s.detachableLocked() {
+			if t.group == s.srvGroup && t.writer && !s.srvWriter && s.queue.len() == 0 && s.releasableLocked() && s.relayDone == nil {
 				// A read-only session wants its group's writer now: give the replica back.
 				sc := s.server
 				entry := s.pool
@@ -229,12 +220,6 @@ func (s *session) serves(t routeTarget) bool {
 		return true
 	}
 	return t.group == s.srvGroup && (!t.writer || s.srvWriter)
-}
-
-// detachableLocked reports whether the attached backend may go back to the pool between
-// requests (s.mu held).
-func (s *session) detachableLocked() bool {
-	return s.mode != config.PoolModeSession && s.pinReason == "" && s.advisory == 0 && !s.copyIn && s.relayDone == nil
 }
 
 // switchError is a request refused because the session's backend serves another group.
@@ -307,7 +292,8 @@ func (s *session) attach(t routeTarget) (*pool.Conn, *poolEntry, routeTarget, er
 		// Equivalent replicas take turns: each session starts somewhere else, and moves on
 		// with every transaction.
 		s.readTurn++
-		candidates = hc.ReadTargetsFrom(g.Name, s.readMinLSN(g.Name), s.key.pid+s.readTurn, s.candidates[:0])
+		minLSN, _ := s.ownWrite(g.Name)
+		candidates = hc.ReadTargetsFrom(g.Name, minLSN, s.key.pid+s.readTurn, s.candidates[:0])
 	}
 	s.candidates = candidates
 	var lastErr error
@@ -392,15 +378,13 @@ func (s *session) routeFailed(ce *clientError, simple bool) {
 	raise := raiseStatement(ce)
 	var msg []byte
 	if simple {
-		msg = wire.AppendHeader(nil, wire.Query, len(raise)+1)
-		msg = append(append(msg, raise...), 0)
+		msg, _ = (&pgproto3.Query{String: raise}).Encode(nil)
 		s.queue.push(pending{kind: pendQuery, start: time.Now()})
 	} else {
 		sc.UnnamedOwner = nil
-		msg = wire.AppendHeader(nil, wire.Parse, 1+len(raise)+1+2)
-		msg = append(append(append(msg, 0), raise...), 0, 0, 0)
-		msg = append(msg, wire.Bind, 0, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0)
-		msg = append(msg, wire.Execute, 0, 0, 0, 9, 0, 0, 0, 0, 0)
+		msg, _ = (&pgproto3.Parse{Query: raise}).Encode(nil)
+		msg, _ = (&pgproto3.Bind{}).Encode(msg)
+		msg, _ = (&pgproto3.Execute{}).Encode(msg)
 		s.queue.push(pending{kind: pendParse, action: actSwallow})
 		s.queue.push(pending{kind: pendBind, action: actSwallow})
 		s.queue.push(pending{kind: pendExecute})

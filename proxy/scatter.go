@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -10,6 +9,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/shardwire/shardwire/proxy/merge"
 	"github.com/shardwire/shardwire/proxy/pool"
@@ -21,15 +22,30 @@ import (
 // proxyPortal is a statement the proxy runs on several groups itself: a scattered read or DDL
 // for every group. In the extended protocol it is the client's portal until its Execute.
 type proxyPortal struct {
-	sql        string
-	plan       router.Plan
-	m          *shardmap.Map
-	paramTypes []byte // the Parse message's parameter count and OIDs (extended protocol)
-	bind       []byte // the client's Bind body after the statement name (extended protocol)
-	describe   bool   // the client asked for the RowDescription
-	executed   bool   // an Execute ran it
+	sql       string
+	plan      router.Plan
+	m         *shardmap.Map
+	paramOIDs []uint32      // the client's Parse parameter types (extended protocol)
+	bind      pgproto3.Bind // the client's Bind (extended protocol; zero for a simple query)
+	describe  bool          // the client asked for the RowDescription
+	executed  bool          // an Execute ran it
 	// describeOnly: run only far enough to describe the rows (a Describe without Execute).
 	describeOnly bool
+}
+
+// newProxyPortal makes the portal for a Bind of a statement the proxy runs itself: it keeps
+// decoded copies of the client's Parse (for the parameter types) and Bind.
+func newProxyPortal(sql string, plan router.Plan, m *shardmap.Map, parse, bind wire.Frame) (*proxyPortal, error) {
+	pp := &proxyPortal{sql: sql, plan: plan, m: m}
+	var p pgproto3.Parse
+	if err := p.Decode(append([]byte(nil), parse.Body()...)); err != nil {
+		return nil, fmt.Errorf("decode Parse: %w", err)
+	}
+	if err := pp.bind.Decode(append([]byte(nil), bind.Body()...)); err != nil {
+		return nil, fmt.Errorf("decode Bind: %w", err)
+	}
+	pp.paramOIDs = p.ParameterOIDs
+	return pp, nil
 }
 
 func (s *session) addProxyPortal(name string, pp *proxyPortal) {
@@ -179,18 +195,13 @@ func (s *session) scatter(pp *proxyPortal, simple bool) (ce *clientError) {
 	if spec == nil {
 		return newClientError(codeInternal, "scatter without a merge plan")
 	}
-	if !simple {
-		if err := s.bindParams.reset(pp.bind); err != nil {
-			return newClientError(codeProtocolViolation, "malformed Bind message")
-		}
-	}
-	limit, err := s.limitValue(spec.Limit, simple)
+	limit, err := merge.ResolveLimit(spec.Limit, false, pp.bind.Parameters, pp.bind.ParameterFormatCodes)
 	if err != nil {
-		return newClientError("22023", fmt.Sprintf("LIMIT: %v", err))
+		return mergeClientError(err)
 	}
-	offset, err := s.limitValue(spec.Offset, simple)
+	offset, err := merge.ResolveLimit(spec.Offset, true, pp.bind.Parameters, pp.bind.ParameterFormatCodes)
 	if err != nil {
-		return newClientError("22023", fmt.Sprintf("OFFSET: %v", err))
+		return mergeClientError(err)
 	}
 	var conns []*groupConn
 	defer func() {
@@ -218,11 +229,12 @@ func (s *session) scatter(pp *proxyPortal, simple bool) (ce *clientError) {
 			continue
 		}
 		name := m.Groups[gi].Name
-		sql, err := router.ScatterSQL(pp.sql, owned, m)
+		sql, err := s.srv.topo.scatterSQL.ScatterSQL(pp.sql, owned, m)
 		if err != nil {
 			return newClientError(codeFeatureNotSupp, err.Error())
 		}
-		t := routeTarget{group: gi, read: true, writer: s.mustReadOwnWrite(name)}
+		_, writerOnly := s.ownWrite(name)
+		t := routeTarget{group: gi, read: true, writer: writerOnly}
 		sc, entry, _, err := s.attach(t)
 		if err != nil {
 			return asClientError(err)
@@ -257,11 +269,7 @@ func (s *session) scatter(pp *proxyPortal, simple bool) (ce *clientError) {
 	if rowDesc == nil {
 		return newClientError(codeFeatureNotSupp, "a scattered statement must return rows")
 	}
-	var formats []int16
-	if !simple {
-		formats = resultFormats(pp.bind)
-	}
-	merger, err := merge.New(spec, limit, offset, rowDesc, formats)
+	merger, err := merge.New(spec, limit, offset, rowDesc, pp.bind.ResultFormatCodes)
 	if err != nil {
 		return mergeClientError(err)
 	}
@@ -297,121 +305,22 @@ func (s *session) scatter(pp *proxyPortal, simple bool) (ce *clientError) {
 	return nil
 }
 
-// scatterMessage builds the messages that run one group's rewritten query.
+// scatterMessage builds the messages that run one group's rewritten query: a simple Query, or
+// the client's Bind (result formats widened to the hidden columns) on the rewritten statement.
 func (s *session) scatterMessage(sql string, pp *proxyPortal, simple bool, spec *router.MergeSpec) []byte {
 	if simple {
-		msg := wire.AppendHeader(nil, wire.Query, len(sql)+1)
-		return append(append(msg, sql...), 0)
+		msg, _ := (&pgproto3.Query{String: sql}).Encode(nil)
+		return msg
 	}
-	msg := wire.AppendHeader(nil, wire.Parse, 1+len(sql)+1+len(pp.paramTypes))
-	msg = append(append(append(msg, 0), sql...), 0)
-	msg = append(msg, pp.paramTypes...)
-	bind := extendResultFormats(pp.bind, spec.Hidden)
-	msg = wire.AppendHeader(msg, wire.Bind, 2+len(bind))
-	msg = append(append(msg, 0, 0), bind...)
-	msg = append(msg, wire.Describe, 0, 0, 0, 6, 'P', 0)
-	msg = append(msg, wire.Execute, 0, 0, 0, 9, 0, 0, 0, 0, 0)
-	return append(msg, wire.Sync, 0, 0, 0, 4)
-}
-
-// resultFormats returns the result format codes at the end of a Bind body's part after the
-// statement name.
-func resultFormats(bind []byte) []int16 {
-	off, ok := resultFormatsOffset(bind)
-	if !ok {
-		return nil
-	}
-	n := int(binary.BigEndian.Uint16(bind[off:]))
-	out := make([]int16, 0, n)
-	for i := range n {
-		if off+2+2*i+2 > len(bind) {
-			return nil
-		}
-		out = append(out, int16(binary.BigEndian.Uint16(bind[off+2+2*i:])))
-	}
-	return out
-}
-
-// resultFormatsOffset finds where the result format count starts in a Bind body's part after
-// the statement name.
-func resultFormatsOffset(bind []byte) (int, bool) {
-	if len(bind) < 2 {
-		return 0, false
-	}
-	off := 2 + 2*int(binary.BigEndian.Uint16(bind))
-	if len(bind) < off+2 {
-		return 0, false
-	}
-	n := int(binary.BigEndian.Uint16(bind[off:]))
-	off += 2
-	for range n {
-		if len(bind) < off+4 {
-			return 0, false
-		}
-		l := int(int32(binary.BigEndian.Uint32(bind[off:])))
-		off += 4
-		if l > 0 {
-			off += l
-		}
-	}
-	if len(bind) < off+2 {
-		return 0, false
-	}
-	return off, true
-}
-
-// extendResultFormats gives the hidden trailing columns of a scatter's per-group query a
-// (text) format code when the client listed one per column.
-func extendResultFormats(bind []byte, hidden int) []byte {
-	off, ok := resultFormatsOffset(bind)
-	if !ok || hidden == 0 {
-		return bind
-	}
-	n := int(binary.BigEndian.Uint16(bind[off:]))
-	if n <= 1 {
-		return bind // none (all text) or one code for every column: fits the hidden ones too
-	}
-	out := make([]byte, 0, len(bind)+2*hidden)
-	out = append(out, bind[:off]...)
-	out = binary.BigEndian.AppendUint16(out, uint16(n+hidden))
-	out = append(out, bind[off+2:off+2+2*n]...)
-	for range hidden {
-		out = append(out, 0, 0)
-	}
-	return out
-}
-
-// limitValue resolves a LIMIT or OFFSET: -1 when absent.
-func (s *session) limitValue(v router.LimitValue, simple bool) (int64, error) {
-	if !v.Set {
-		return -1, nil
-	}
-	if v.Param == 0 {
-		return v.Const, nil
-	}
-	if simple {
-		return 0, fmt.Errorf("parameter $%d in a simple query", v.Param)
-	}
-	b, bin, null := s.bindParams.Value(v.Param - 1)
-	if null {
-		return -1, nil // LIMIT NULL is no limit
-	}
-	if bin {
-		switch len(b) {
-		case 8:
-			return int64(binary.BigEndian.Uint64(b)), nil
-		case 4:
-			return int64(int32(binary.BigEndian.Uint32(b))), nil
-		case 2:
-			return int64(int16(binary.BigEndian.Uint16(b))), nil
-		}
-		return 0, fmt.Errorf("parameter $%d: want an integer", v.Param)
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("parameter $%d: want an integer", v.Param)
-	}
-	return n, nil
+	bind := pp.bind
+	bind.DestinationPortal, bind.PreparedStatement = "", ""
+	bind.ResultFormatCodes = merge.BackendResultFormats(spec, pp.bind.ResultFormatCodes)
+	msg, _ := (&pgproto3.Parse{Query: sql, ParameterOIDs: pp.paramOIDs}).Encode(nil)
+	msg, _ = bind.Encode(msg)
+	msg, _ = (&pgproto3.Describe{ObjectType: 'P'}).Encode(msg)
+	msg, _ = (&pgproto3.Execute{}).Encode(msg)
+	msg, _ = (&pgproto3.Sync{}).Encode(msg)
+	return msg
 }
 
 // groupError reports a group's failure to the client: the group's own error, downgraded from

@@ -485,7 +485,7 @@ func (s *session) handleBind(f wire.Frame) error {
 	}
 	t := anyTarget
 	if parse != nil {
-		query, paramTypes := parseQuery(parse)
+		query := parseQuery(parse)
 		m := s.currentMap()
 		s.curMap = m
 		if err := s.bindParams.reset(params); err != nil {
@@ -500,8 +500,11 @@ func (s *session) handleBind(f wire.Frame) error {
 			s.routeFailed(routeClientError(plan.Err), false)
 			return nil
 		case router.TargetScatter, router.TargetAllGroups:
-			s.addProxyPortal(string(portal), &proxyPortal{sql: string(query), plan: plan, m: m,
-				paramTypes: append([]byte(nil), paramTypes...), bind: append([]byte(nil), params...)})
+			pp, err := newProxyPortal(string(query), plan, m, parse, f)
+			if err != nil {
+				return s.protocolViolation("malformed Bind message")
+			}
+			s.addProxyPortal(string(portal), pp)
 			s.reply(bindCompleteFrame)
 			return nil
 		}
@@ -542,12 +545,11 @@ func (s *session) handleBind(f wire.Frame) error {
 	return s.write(sc, buf)
 }
 
-// parseQuery returns the query text and the parameter-type part (count and OIDs) of a Parse
-// message.
-func parseQuery(parse []byte) (query, paramTypes []byte) {
+// parseQuery returns the query text of a Parse message.
+func parseQuery(parse []byte) []byte {
 	_, rest, _ := wire.CString(wire.Frame(parse).Body())
-	query, paramTypes, _ = wire.CString(rest)
-	return query, paramTypes
+	query, _, _ := wire.CString(rest)
+	return query
 }
 
 // portalPrefix returns the Bind body's portal field with its NUL.

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgproto3"
 	"go.uber.org/zap"
 
 	"github.com/shardwire/shardwire/config"
@@ -25,7 +26,9 @@ type topology struct {
 	log    *zap.Logger
 	store  *shardmap.Store
 	router *router.Router
-	health *health.Checker
+	// scatterSQL keeps the per-group rewrites of scatters, parsed and deparsed once each.
+	scatterSQL *router.ScatterCache
+	health     *health.Checker
 
 	mu sync.Mutex // serializes schema loads
 	// dbMaps holds, per backend database, a *dbMap: the current map with Tables resolved. It
@@ -47,10 +50,11 @@ func newTopology(cfg *config.Config, log *zap.Logger, checker *health.Checker) (
 		return nil, fmt.Errorf("shard map from configuration: %w", err)
 	}
 	t := &topology{
-		log:    log,
-		store:  shardmap.NewStore(m),
-		router: router.New(router.Config{}),
-		health: checker,
+		log:        log,
+		store:      shardmap.NewStore(m),
+		router:     router.New(router.Config{}),
+		scatterSQL: router.NewScatterCache(router.DefaultCacheSize),
+		health:     checker,
 	}
 	checker.SetGroups(m.Groups)
 	t.store.Subscribe(func(m *shardmap.Map) {
@@ -155,10 +159,14 @@ func queryText(sc *pool.Conn, sql string, budget time.Duration) ([][]string, err
 		if f.Type() != wire.DataRow || bad != nil {
 			return
 		}
-		row, err := decodeTextRow(f.Body())
-		if err != nil {
-			bad = err
+		var dr pgproto3.DataRow
+		if err := dr.Decode(f.Body()); err != nil {
+			bad = fmt.Errorf("decode DataRow: %w", err)
 			return
+		}
+		row := make([]string, len(dr.Values))
+		for i, v := range dr.Values {
+			row[i] = string(v) // NULL reads as ""
 		}
 		rows = append(rows, row)
 	})
@@ -169,33 +177,6 @@ func queryText(sc *pool.Conn, sql string, budget time.Duration) ([][]string, err
 		return nil, fmt.Errorf("server error %s: %s", errorCode(fail), errorMessage(fail))
 	}
 	return rows, bad
-}
-
-// decodeTextRow splits a DataRow body into its text values ("" for NULL).
-func decodeTextRow(b []byte) ([]string, error) {
-	if len(b) < 2 {
-		return nil, fmt.Errorf("malformed DataRow")
-	}
-	n := int(b[0])<<8 | int(b[1])
-	b = b[2:]
-	row := make([]string, 0, n)
-	for range n {
-		if len(b) < 4 {
-			return nil, fmt.Errorf("malformed DataRow")
-		}
-		l := int(int32(uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])))
-		b = b[4:]
-		if l < 0 {
-			row = append(row, "")
-			continue
-		}
-		if l > len(b) {
-			return nil, fmt.Errorf("malformed DataRow")
-		}
-		row = append(row, string(b[:l]))
-		b = b[l:]
-	}
-	return row, nil
 }
 
 // openCatalog connects to the catalog and bootstraps it with the configuration's map, retrying
