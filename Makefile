@@ -29,9 +29,10 @@ build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/shardwire ./cmd/shardwire
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/shardctl ./cmd/shardctl
 
-# A local cluster in the foreground: 4 groups (writer + 1 replica each), 1 proxy on 127.0.0.1:6432.
+# A local cluster in the foreground: 4 groups (writer + 1 replica each), 3 gossiping proxy nodes
+# on 127.0.0.1:6432-6434 (child processes; logs in .dev/proxies).
 dev: deps build
-	$(BIN)/shardwire dev --dir .dev --groups 4 --replicas 1 --proxies 1
+	$(BIN)/shardwire dev --dir .dev --groups 4 --replicas 1 --proxies 3
 
 test: deps fmt-check vet unit fuzz
 

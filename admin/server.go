@@ -23,6 +23,16 @@ const shutdownTimeout = 5 * time.Second
 type Config struct {
 	// Addr is the listen address used by ListenAndServe, e.g. "127.0.0.1:9930".
 	Addr string
+	// API serves /api/v1/... when set.
+	API API
+	// Registerer receives the admin server's own metrics (API errors by code); nil: not
+	// registered anywhere.
+	Registerer prometheus.Registerer
+}
+
+// serverMetrics are the admin server's own metrics.
+type serverMetrics struct {
+	apiErrors *prometheus.CounterVec
 }
 
 // Server is the admin HTTP server. It is safe for concurrent use; its handler may be used
@@ -33,6 +43,7 @@ type Server struct {
 	gatherer prometheus.Gatherer
 	ready    func(context.Context) error
 	handler  http.Handler
+	m        serverMetrics
 }
 
 // New returns a Server exposing gatherer's metrics. ready is called (concurrently, from any
@@ -46,12 +57,24 @@ func New(cfg Config, log *zap.Logger, gatherer prometheus.Gatherer, ready func(c
 		ready = func(context.Context) error { return nil }
 	}
 	s := &Server{cfg: cfg, log: log, gatherer: gatherer, ready: ready}
+	s.m.apiErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "shardwire_admin_api_errors_total",
+		Help: "Failed admin API requests by error code.",
+	}, []string{"code"})
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(s.m.apiErrors); err != nil {
+			log.Warn("admin metrics not registered", zap.Error(err))
+		}
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{
 		ErrorLog: zap.NewStdLog(log), ErrorHandling: promhttp.ContinueOnError,
 	}))
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
+	if cfg.API != nil {
+		s.routeAPI(mux, cfg.API)
+	}
 	s.handler = mux
 	return s
 }

@@ -227,6 +227,38 @@ func (c *Cluster) BroadcastAndWait(ctx context.Context, kind string, body []byte
 	return res, nil
 }
 
+// Send delivers one message to the alive member named to, over TCP (memberlist's reliable
+// channel, encrypted like gossip). The member's handler for kind runs; there is no
+// acknowledgement. It fails when to is not an alive member, or the send fails or outlasts ctx.
+func (c *Cluster) Send(ctx context.Context, to, kind string, body []byte) error {
+	c.mu.Lock()
+	m := c.members[to]
+	var node *memberlist.Node
+	if m != nil && m.State == StateAlive {
+		node = &memberlist.Node{Name: m.Name, Addr: m.ip, Port: m.port}
+	}
+	c.mu.Unlock()
+	if node == nil {
+		return fmt.Errorf("cluster: send %q to %s: not an alive member", kind, to)
+	}
+	self := c.LocalNode()
+	msg := envelope{typ: envBroadcast, from: self.Name, addr: self.Addr, Message: Message{Kind: kind, Body: body}}.encode()
+	done := make(chan error, 1)
+	if !c.spawn(func() { done <- c.ml.SendReliable(node, msg) }) {
+		return fmt.Errorf("cluster: send %q to %s: node is shut down", kind, to)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("cluster: send %q to %s: %w", kind, to, err)
+		}
+		c.metrics.traffic("out", len(msg))
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("cluster: send %q to %s: %w", kind, to, ctx.Err())
+	}
+}
+
 // AnnounceEpoch tells every member, best effort, that shard-map epoch exists.
 // Receivers fire their OnEpoch callbacks if it is the highest they have seen.
 func (c *Cluster) AnnounceEpoch(ctx context.Context, epoch int64) error {

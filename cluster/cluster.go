@@ -113,6 +113,9 @@ func New(cfg Config) (*Cluster, error) {
 	mc.AdvertiseAddr = cfg.AdvertiseAddr
 	mc.AdvertisePort = cfg.AdvertisePort
 	mc.SecretKey = cfg.SecretKey
+	if cfg.Transport != nil {
+		mc.Transport = cfg.Transport
+	}
 	// A restarted proxy usually comes back on a new address or port; let it
 	// take its name back as soon as the old incarnation is declared dead
 	// (memberlist treats 0 as "never").
@@ -342,18 +345,20 @@ func (c *Cluster) Shutdown() error {
 	return err
 }
 
-// spawn runs fn on a goroutine Shutdown waits for, unless Shutdown began.
-func (c *Cluster) spawn(fn func()) {
+// spawn runs fn on a goroutine Shutdown waits for, unless Shutdown began; it reports whether
+// fn was started.
+func (c *Cluster) spawn(fn func()) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.stopped {
-		return
+		return false
 	}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
 		fn()
 	}()
+	return true
 }
 
 // numAlive counts alive members including this node.

@@ -544,3 +544,42 @@ func TestConfigValidation(t *testing.T) {
 		})
 	}
 }
+
+func TestSend(t *testing.T) {
+	var mu sync.Mutex
+	got := map[string][]string{} // receiving node -> "from:body"
+	nodes := threeNodes(t, func(n *testNode) {
+		name := n.cfg.NodeName
+		if err := n.Handle("cancel", func(from string, body []byte) error {
+			mu.Lock()
+			defer mu.Unlock()
+			got[name] = append(got[name], from+":"+string(body))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := nodes[0].Send(ctx, "c", "cancel", []byte("k1")); err != nil {
+		t.Fatalf("Send to c: %v", err)
+	}
+	waitFor(t, 2*time.Second, "c to receive the message", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got["c"]) == 1
+	})
+	mu.Lock()
+	if got["c"][0] != "a:k1" || len(got["a"]) != 0 || len(got["b"]) != 0 {
+		t.Fatalf("deliveries = %v, want only c <- a:k1", got)
+	}
+	mu.Unlock()
+	if err := nodes[0].Send(ctx, "nobody", "cancel", nil); err == nil || !strings.Contains(err.Error(), "not an alive member") {
+		t.Fatalf("Send to an unknown node: err = %v, want 'not an alive member'", err)
+	}
+	_ = nodes[2].Shutdown()
+	waitFor(t, 5*time.Second, "c to be declared dead", allSee(nodes[:2], "c", StateDead))
+	if err := nodes[0].Send(ctx, "c", "cancel", nil); err == nil {
+		t.Fatal("Send to a dead node succeeded")
+	}
+}

@@ -78,6 +78,10 @@ type Config struct {
 	// kept but not registered anywhere.
 	Registerer prometheus.Registerer
 
+	// Transport replaces memberlist's UDP/TCP transport on BindAddr:BindPort (nil: the
+	// default). Tests use it to cut a node's gossip traffic.
+	Transport memberlist.Transport
+
 	// Meta returns the metadata this node publishes. It is called by New and by
 	// UpdateMeta, never from the gossip loop. nil publishes NodeMeta{Name:
 	// NodeName}. An empty Name is filled in with NodeName.

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -66,6 +67,50 @@ type Config struct {
 	Sharding Sharding `yaml:"sharding"`
 	// Health configures the backend health checker and the read/write split.
 	Health Health `yaml:"health"`
+	// Cluster configures gossip with the other proxy nodes. Without Cluster.Bind the node
+	// runs alone.
+	Cluster Cluster `yaml:"cluster"`
+}
+
+// Cluster configures the gossip layer (hashicorp/memberlist) that joins proxy nodes.
+type Cluster struct {
+	// Bind is the gossip address, host:port, used for both UDP and TCP. Empty: no gossip, the
+	// node runs alone. Port 0 picks a free port.
+	Bind string `yaml:"bind"`
+	// Advertise is the address other nodes reach this one at. Default: derived from Bind.
+	Advertise string `yaml:"advertise"`
+	// Seeds are gossip addresses (host:port) of nodes to join at start.
+	Seeds []string `yaml:"seeds"`
+	// JoinDNS is a DNS name (a Kubernetes headless service) whose addresses are joined too,
+	// each at JoinDNSPort (default: this node's gossip port).
+	JoinDNS     string `yaml:"join_dns"`
+	JoinDNSPort int    `yaml:"join_dns_port"`
+	// SecretKey, base64, encrypts gossip (AES with a 16, 24 or 32-byte key). Every node must
+	// have the same key; a node with another key is not admitted. Empty: no encryption.
+	SecretKey string `yaml:"secret_key"`
+	// Profile is memberlist's timing profile: "lan" (default), "wan" or "local".
+	Profile string `yaml:"profile"`
+	// DeadTimeout is about how long a silent node takes to be declared dead. Default: the
+	// profile's timings.
+	DeadTimeout Duration `yaml:"dead_timeout"`
+	// BroadcastTimeout bounds a broadcast that waits for every live node's acknowledgement.
+	// Default 5s.
+	BroadcastTimeout Duration `yaml:"broadcast_timeout"`
+}
+
+// Key decodes SecretKey; nil when none is set.
+func (c Cluster) Key() ([]byte, error) {
+	if c.SecretKey == "" {
+		return nil, nil
+	}
+	key, err := base64.StdEncoding.DecodeString(c.SecretKey)
+	if err != nil {
+		return nil, fmt.Errorf("secret_key is not base64: %w", err)
+	}
+	if n := len(key); n != 16 && n != 24 && n != 32 {
+		return nil, fmt.Errorf("secret_key decodes to %d bytes; want 16, 24 or 32 (e.g. openssl rand -base64 32)", n)
+	}
+	return key, nil
 }
 
 // Catalog locates the shard map catalog, a schema in a Postgres database.
@@ -75,8 +120,13 @@ type Catalog struct {
 	DSN string `yaml:"dsn"`
 	// Schema is the catalog's schema name. Default "shardwire".
 	Schema string `yaml:"schema"`
-	// PollInterval is how often a node checks the catalog for a new epoch. Default 1s.
+	// PollInterval is how often a node checks the catalog for a new epoch. Default 1s. Each
+	// successful check renews the node's lease on its map.
 	PollInterval Duration `yaml:"poll_interval"`
+	// LeaseTTL is how long a map stays usable after the node last read the catalog. Once it
+	// expires the node refuses routed work with SQLSTATE 57P03 until it reads the catalog
+	// again. Default 10s; it must exceed PollInterval.
+	LeaseTTL Duration `yaml:"lease_ttl"`
 }
 
 // Sharding is the bootstrap sharding configuration.
@@ -233,7 +283,8 @@ func Default() Config {
 			ServerResetQuery:      "DISCARD ALL",
 			MaxPreparedStatements: 200,
 		},
-		Catalog:  Catalog{Schema: "shardwire", PollInterval: Duration(time.Second)},
+		Catalog:  Catalog{Schema: "shardwire", PollInterval: Duration(time.Second), LeaseTTL: Duration(10 * time.Second)},
+		Cluster:  Cluster{Profile: "lan", BroadcastTimeout: Duration(5 * time.Second)},
 		Sharding: Sharding{KeyColumn: "customer_id"},
 		Health: Health{
 			Interval:      Duration(250 * time.Millisecond),
@@ -370,10 +421,42 @@ func (c *Config) Validate() error {
 	if c.Catalog.Schema == "" {
 		return errors.New("catalog: schema must not be empty")
 	}
+	if c.Catalog.LeaseTTL <= c.Catalog.PollInterval {
+		return fmt.Errorf("catalog: lease_ttl %v must exceed poll_interval %v", c.Catalog.LeaseTTL.D(), c.Catalog.PollInterval.D())
+	}
+	if err := c.Cluster.validate(); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
 	if c.Health.Interval <= 0 || c.Health.MaxReplicaLag <= 0 || c.Health.BanTime <= 0 || c.Health.MaxBanTime < c.Health.BanTime {
 		return errors.New("health: interval, max_replica_lag and ban_time must be positive, max_ban_time at least ban_time")
 	}
 	return nil
+}
+
+func (c *Cluster) validate() error {
+	if c.Bind == "" {
+		return nil
+	}
+	for _, a := range append([]string{c.Bind}, c.Seeds...) {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("%q must be host:port: %w", a, err)
+		}
+	}
+	if c.Advertise != "" {
+		if _, _, err := net.SplitHostPort(c.Advertise); err != nil {
+			return fmt.Errorf("advertise %q must be host:port: %w", c.Advertise, err)
+		}
+	}
+	switch c.Profile {
+	case "lan", "wan", "local":
+	default:
+		return fmt.Errorf("profile %q: want lan, wan or local", c.Profile)
+	}
+	if c.DeadTimeout < 0 || c.BroadcastTimeout <= 0 {
+		return errors.New("dead_timeout must not be negative and broadcast_timeout must be positive")
+	}
+	_, err := c.Key()
+	return err
 }
 
 func (s *Sharding) validate(groups []Group) error {

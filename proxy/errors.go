@@ -21,6 +21,7 @@ const (
 	codeFeatureNotSupp     = "0A000"
 	codeProgramLimit       = "54000"
 	codeAdminShutdown      = "57P01"
+	codeCannotConnectNow   = "57P03"
 	codeInternal           = "XX000"
 )
 

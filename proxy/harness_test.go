@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -86,24 +84,11 @@ func (p *testProxy) directDSN() string { return p.cluster.Groups[0].Writer.AppDS
 
 func connect(t testing.TB, dsn string) *pgx.Conn {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("connect %s: %v", dsn, err)
-	}
-	t.Cleanup(func() { c.Close(context.Background()) })
-	return c
+	return pgtest.Connect(t, dsn)
 }
 
 // pgCode returns the SQLSTATE of err, or "".
-func pgCode(err error) string {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return pe.Code
-	}
-	return ""
-}
+func pgCode(err error) string { return pgtest.SQLState(err) }
 
 // mustQueryInt runs a one-value integer query.
 func mustQueryInt(t testing.TB, c *pgx.Conn, sql string, args ...any) int64 {

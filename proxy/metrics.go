@@ -20,6 +20,7 @@ type metrics struct {
 	routed         *prometheus.CounterVec
 	retries        *prometheus.CounterVec
 	scatterFanout  prometheus.Histogram
+	leaseRefusals  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, pools func() []*poolEntry) *metrics {
@@ -47,7 +48,7 @@ func newMetrics(reg prometheus.Registerer, pools func() []*poolEntry) *metrics {
 		clientBytesOut: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "shardwire_client_sent_bytes_total", Help: "Bytes sent to clients."}),
 		cancels: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "shardwire_cancel_requests_total", Help: "CancelRequests by result."}, []string{"result"}),
+			Name: "shardwire_cancel_requests_total", Help: "CancelRequests by result: forwarded (to this node's backend), to_peer (sent on to the node that issued the key), unknown_key, idle, failed."}, []string{"result"}),
 		routed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shardwire_routed_total", Help: "Server connections attached for routed work, by shard group and role (writer or replica)."},
 			[]string{"group", "role"}),
@@ -57,8 +58,10 @@ func newMetrics(reg prometheus.Registerer, pools func() []*poolEntry) *metrics {
 		scatterFanout: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "shardwire_scatter_fanout_groups", Help: "Shard groups each scattered statement ran on.",
 			Buckets: []float64{1, 2, 3, 4, 6, 8, 12, 16}}),
+		leaseRefusals: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shardwire_lease_refusals_total", Help: "Statements refused (57P03) because the node's lease on its shard map had expired."}),
 	}
-	reg.MustRegister(m.routed, m.retries, m.scatterFanout)
+	reg.MustRegister(m.routed, m.retries, m.scatterFanout, m.leaseRefusals)
 	reg.MustRegister(m.clientsActive, m.clientsWaiting, m.logins, m.errors, m.queryDuration, m.txDuration,
 		m.waitSeconds, m.clientBytesIn, m.clientBytesOut, m.cancels, &poolCollector{pools: pools})
 	return m

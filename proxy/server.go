@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -20,6 +19,7 @@ import (
 	"github.com/shardwire/shardwire/proxy/health"
 	"github.com/shardwire/shardwire/proxy/pool"
 	"github.com/shardwire/shardwire/proxy/wire"
+	"github.com/shardwire/shardwire/router"
 	"github.com/shardwire/shardwire/shardmap"
 )
 
@@ -34,9 +34,17 @@ type Server struct {
 	statements *statementRegistry
 	cancels    *cancelRegistry
 	nodeTag    uint32
-	topo       *topology
-	bgOnce     sync.Once
-	reg        prometheus.Registerer
+	// forwardCancel sends cancel requests for other nodes' keys there; nil alone.
+	forwardCancel CancelForwarder
+	// lease is the node's lease on its shard map; nil (always valid) without a catalog.
+	lease *shardmap.Lease
+	// hints wakes the catalog watcher for an immediate poll (an epoch announced by a peer).
+	hints chan struct{}
+	// catalog is the shard map catalog; nil without one, or before Start.
+	catalog atomic.Pointer[shardmap.Catalog]
+	topo    *topology
+	bgOnce  sync.Once
+	reg     prometheus.Registerer
 
 	readBuffers  *wire.BufferPool
 	writeBuffers *wire.BufferPool
@@ -98,11 +106,13 @@ func New(cfg config.Config, log *zap.Logger, reg prometheus.Registerer) (*Server
 		writeBuffers: wire.NewBufferPool(clientWriteBuffer),
 	}
 	_, _ = rand.Read(s.decoyKey)
-	h := fnv.New32a()
-	h.Write([]byte(cfg.NodeName))
-	s.nodeTag = h.Sum32() & 0x7f
+	s.nodeTag = NodeTag(cfg.NodeName)
 	if err := s.apply(cfg); err != nil {
 		return nil, err
+	}
+	s.hints = make(chan struct{}, 1)
+	if cfg.Catalog.DSN != "" {
+		s.lease = shardmap.NewLease(cfg.Catalog.LeaseTTL.D())
 	}
 	checker := health.New(healthConfig(&cfg), log.Named("health"), reg)
 	topo, err := newTopology(&cfg, log, checker)
@@ -199,18 +209,59 @@ func (s *Server) start(ctx context.Context) error {
 			return err
 		}
 		s.topo.store.Set(m)
+		s.lease.Renew(time.Now())
+		s.catalog.Store(cat)
 		go func() {
 			err := shardmap.Watch(ctx, cat, s.topo.store, cfg.Catalog.PollInterval.D(), s.log.Named("shardmap"),
-				shardmap.WatchOptions{Registerer: s.reg})
+				shardmap.WatchOptions{Registerer: s.reg, Lease: s.lease, Hints: s.hints, Listen: true})
 			if err != nil {
 				s.log.Error("shard map watch stopped", zap.Error(err))
 			}
+			s.catalog.Store(nil)
 			cat.Close()
 		}()
 	}
 	s.topo.health.CheckNow(ctx)
 	go s.topo.health.Run(ctx)
 	return nil
+}
+
+// HintEpoch asks the catalog watcher to look for a new epoch now (a peer announced one). It
+// never blocks; hints that arrive while one is pending merge into it.
+func (s *Server) HintEpoch() {
+	select {
+	case s.hints <- struct{}{}:
+	default:
+	}
+}
+
+// Catalog returns the shard map catalog, or nil when the node has none or has not started.
+func (s *Server) Catalog() *shardmap.Catalog { return s.catalog.Load() }
+
+// MapStore returns the store holding the node's current shard map.
+func (s *Server) MapStore() *shardmap.Store { return s.topo.store }
+
+// Lease returns the node's lease on its map; nil when the node has no catalog (its map never
+// changes and needs no lease).
+func (s *Server) Lease() *shardmap.Lease { return s.lease }
+
+// Endpoints returns the health checker's view of every backend.
+func (s *Server) Endpoints() []health.EndpointStatus { return s.topo.health.Snapshot() }
+
+// leaseError is the error for a statement routed by the shard map (to shards, the default
+// group, or every group) while the node's lease on the map has expired: the map may be stale,
+// so the node refuses rather than risk writing to a group that no longer owns the shard.
+// Statements that touch no table run on.
+func (s *Server) leaseError(plan *router.Plan) *clientError {
+	if plan.Target == router.TargetAny || s.lease.Valid() {
+		return nil
+	}
+	st := s.lease.Status()
+	s.metrics.leaseRefusals.Inc()
+	return newClientError(codeCannotConnectNow, fmt.Sprintf(
+		"shard map lease expired: this node has not reached the shard map catalog for %s (lease %s)",
+		st.Age.Round(time.Millisecond), st.TTL)).
+		withHint("retry, on another shardwire node if this persists; the node serves again once it reaches the catalog")
 }
 
 // Serve accepts clients on ln until ctx is done or Close is called.

@@ -263,6 +263,10 @@ func (s *session) handleQuery(f wire.Frame) error {
 	if s.abortedVirtualTx(&plan, true) {
 		return nil
 	}
+	if ce := s.srv.leaseError(&plan); ce != nil {
+		s.routeFailed(ce, true)
+		return nil
+	}
 	switch plan.Target {
 	case router.TargetReject:
 		s.routeFailed(routeClientError(plan.Err), true)
@@ -493,6 +497,10 @@ func (s *session) handleBind(f wire.Frame) error {
 		}
 		plan := s.srv.topo.router.Prepare(bytesToString(query), m).Plan(&s.bindParams, s.routerSession(), m)
 		if s.abortedVirtualTx(&plan, false) {
+			return nil
+		}
+		if ce := s.srv.leaseError(&plan); ce != nil {
+			s.routeFailed(ce, false)
 			return nil
 		}
 		switch plan.Target {

@@ -111,6 +111,20 @@ func OpenCatalog(ctx context.Context, dsn, schema string, log *zap.Logger) (*Cat
 // Schema returns the catalog's schema name (unquoted).
 func (c *Catalog) Schema() string { return c.schema }
 
+// listenConn opens a new connection to the catalog database, apart from the Catalog's own
+// and with the same settings, for a caller that keeps it (Watch's LISTEN on EpochChannel).
+// Its application_name is the catalog's with "-listen" appended, so that operators tell the
+// two apart in pg_stat_activity. The caller closes it.
+func (c *Catalog) listenConn(ctx context.Context) (*pgx.Conn, error) {
+	cfg := c.cfg.Copy()
+	cfg.RuntimeParams["application_name"] += "-listen"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to the catalog: %w", err)
+	}
+	return conn, nil
+}
+
 // Close closes the connection; later calls return ErrClosed. It waits for a call in progress.
 func (c *Catalog) Close() {
 	c.turn <- struct{}{}

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/shardwire/shardwire/devcluster"
+	"github.com/shardwire/shardwire/internal/buildinfo"
 )
 
 // devStartTimeout bounds bringing the local cluster up.
@@ -29,12 +30,16 @@ func newDevCmd() *cobra.Command {
 		Use:   "dev --dir DIR",
 		Short: "Run a local cluster: Postgres groups and proxy nodes on loopback",
 		Long: `Run a local cluster in the foreground: G shard groups of real Postgres (a writer and R
-streaming replicas each, from the binaries on PATH) and P proxy nodes, the first on --port,
-the next on --port+1, ... When every proxy answers a query it writes DIR/cluster.json and
-prints one line. SIGINT or SIGTERM stops everything.
+streaming replicas each, from the binaries on PATH) and P proxy nodes gossiping with each other
+on loopback. Each node is a child process running "shardwire serve" with a generated
+configuration, DIR/proxies/pN.yaml, and logs to DIR/proxies/pN.log. Node i takes client port
+--port+i and gossip port --gossip-port+i (0: free ports); admin ports are free ports. When
+every node answers a query, is ready and sees all the others alive, it writes
+DIR/cluster.json and prints one line. SIGINT or SIGTERM stops everything.
 
 --config FILE is YAML merged over the generated proxy configuration (maps merge key by key,
-lists replace), e.g. "pool: {mode: session, default_pool_size: 10}".`,
+lists replace), e.g. "pool: {mode: session, default_pool_size: 10}". It must not set listen,
+admin_listen or cluster.bind.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(level)
@@ -47,17 +52,22 @@ lists replace), e.g. "pool: {mode: session, default_pool_size: 10}".`,
 					return fmt.Errorf("--config: %w", err)
 				}
 			}
+			if opts.Exec, err = os.Executable(); err != nil {
+				return fmt.Errorf("find the shardwire binary to run nodes: %w", err)
+			}
+			opts.Version = buildinfo.Version(version)
 			opts.Log = log
 			opts.Logf = func(format string, args ...any) { log.Debug(fmt.Sprintf(format, args...)) }
 			return runDev(cmd.Context(), opts, cmd)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.Dir, "dir", "", "directory for the cluster's files (Postgres data in DIR/pg, DIR/cluster.json)")
+	f.StringVar(&opts.Dir, "dir", "", "directory for the cluster's files (Postgres data in DIR/pg, node configs and logs in DIR/proxies, DIR/cluster.json)")
 	f.IntVar(&opts.Groups, "groups", 1, "shard groups")
 	f.IntVar(&opts.Replicas, "replicas", 0, "streaming replicas per group")
-	f.IntVar(&opts.Proxies, "proxies", 1, "proxy nodes")
+	f.IntVar(&opts.Proxies, "proxies", 3, "proxy nodes, each a child process")
 	f.IntVar(&opts.Port, "port", 6432, "first proxy node's client port")
+	f.IntVar(&opts.GossipPort, "gossip-port", 0, "first proxy node's gossip port (TCP and UDP); 0 picks free ports")
 	f.StringVar(&overlay, "config", "", "YAML overlay merged into the generated proxy configuration")
 	f.StringVar(&level, "log-level", "warn", "log level: debug, info, warn or error")
 	_ = cmd.MarkFlagRequired("dir")
@@ -92,9 +102,10 @@ func runDev(parent context.Context, opts devcluster.Options, cmd *cobra.Command)
 	}
 	proxies := make([]string, len(c.Nodes))
 	for i, n := range c.Nodes {
-		proxies[i] = n.Name + "=" + n.Addr
+		proxies[i] = fmt.Sprintf("%s=%s (pid %d, gossip %s)", n.Name, n.Addr, n.PID(), n.Gossip)
 	}
-	opts.Log.Info("dev cluster ready", zap.Strings("proxies", proxies), zap.String("cluster_file", infoPath))
+	opts.Log.Info("dev cluster ready", zap.Strings("proxies", proxies), zap.String("cluster_file", infoPath),
+		zap.String("node_logs", filepath.Join(dir, "proxies")))
 	fmt.Fprintf(cmd.OutOrStdout(), "shardwire dev: ready, %d group(s), %d proxy node(s); psql %q; cluster file %s\n",
 		len(c.PG.Groups), len(c.Nodes), strings.TrimSuffix(c.Nodes[0].DSN(), "?sslmode=disable"), infoPath)
 
@@ -102,6 +113,11 @@ func runDev(parent context.Context, opts devcluster.Options, cmd *cobra.Command)
 	select {
 	case <-ctx.Done():
 	case runErr = <-c.Errors():
+		if ctx.Err() != nil {
+			// Ctrl-C in a terminal reaches the nodes too (they share its process group), and
+			// one may have stopped before this process saw the signal: that is no failure.
+			runErr = nil
+		}
 	}
 	fmt.Fprintln(cmd.ErrOrStderr(), "shardwire dev: stopping")
 	_ = os.Remove(infoPath)

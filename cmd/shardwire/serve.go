@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -14,9 +13,9 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
-	"github.com/shardwire/shardwire/admin"
 	"github.com/shardwire/shardwire/config"
 	"github.com/shardwire/shardwire/internal/buildinfo"
+	"github.com/shardwire/shardwire/node"
 	"github.com/shardwire/shardwire/proxy"
 )
 
@@ -53,20 +52,20 @@ func serve(parent context.Context, path string, log *zap.Logger) error {
 	log = log.With(zap.String("node", cfg.NodeName))
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv, err := proxy.New(cfg, log, reg)
+	n, err := node.New(cfg, node.Options{Log: log, Registry: reg, Version: buildinfo.Version(version)})
 	if err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		srv.Close()
+		n.Close()
 		return fmt.Errorf("listen: %w", err)
 	}
 	var adminLn net.Listener
 	if cfg.AdminListen != "" {
 		if adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 			_ = ln.Close()
-			srv.Close()
+			n.Close()
 			return fmt.Errorf("admin listen: %w", err)
 		}
 	}
@@ -77,47 +76,19 @@ func serve(parent context.Context, path string, log *zap.Logger) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(ctx, ln) }()
-	running := 1
-	if adminLn != nil {
-		adm := admin.New(admin.Config{Addr: cfg.AdminListen}, log, reg, srv.Ready)
-		go func() { errc <- adm.Serve(ctx, adminLn) }()
-		running++
-	}
+	errc := make(chan error, 1)
+	go func() { errc <- n.Serve(ctx, ln, adminLn) }()
 	log.Info("serving", zap.String("listen", ln.Addr().String()), zap.String("admin", cfg.AdminListen),
-		zap.String("version", buildinfo.Version(version)))
-
-	var serveErr error
-loop:
+		zap.String("gossip", cfg.Cluster.Bind), zap.String("version", buildinfo.Version(version)))
 	for {
 		select {
 		case <-hup:
-			reload(srv, path, log)
+			reload(n.Proxy(), path, log)
 		case err := <-errc:
-			running--
-			if err != nil {
-				serveErr = err
-				log.Error("listener stopped", zap.Error(err))
-			}
-			break loop
-		case <-ctx.Done():
-			break loop
+			log.Info("stopped")
+			return err
 		}
 	}
-	log.Info("stopping")
-	stop()
-	srv.Close()
-	for ; running > 0; running-- {
-		if err := <-errc; err != nil && serveErr == nil {
-			serveErr = err
-		}
-	}
-	log.Info("stopped")
-	if serveErr != nil && !errors.Is(serveErr, context.Canceled) {
-		return serveErr
-	}
-	return nil
 }
 
 // reload loads the configuration file again and applies it; failures are logged and the

@@ -3,16 +3,16 @@ package pgtest
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/shardwire/shardwire/internal/childproc"
 )
 
 // serverUserName is the OS user Postgres runs as when the caller is root:
@@ -141,72 +141,22 @@ func (r runAs) checkTraversable(dir string) error {
 	}
 }
 
-// process is a started child process.
-type process struct {
-	proc *os.Process
-	done chan struct{} // closed when the process has exited and been reaped
-	err  error         // Wait's result; valid after done is closed
-}
-
-// startProcess starts cmd on a goroutine locked to its OS thread until the
-// child exits: the kernel delivers Pdeathsig when the thread that forked the
-// child exits, not the process, and the Go runtime may otherwise retire that
-// thread while the child still runs.
-func startProcess(cmd *exec.Cmd) (*process, error) {
-	p := &process{done: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		// No UnlockOSThread: the thread exits with this goroutine, after the child.
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		p.proc = cmd.Process
-		started <- nil
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	if err := <-started; err != nil {
-		return nil, err
-	}
-	return p, nil
-}
-
-// exited reports whether the process has exited.
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// signal sends sig to the process unless it has exited.
-func (p *process) signal(sig syscall.Signal) error {
-	if err := p.proc.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return err
-	}
-	return nil
-}
-
 // run runs cmd to completion and returns its combined output; when ctx ends
 // first, the process is killed.
 func run(ctx context.Context, cmd *exec.Cmd) ([]byte, error) {
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out
-	p, err := startProcess(cmd)
+	p, err := childproc.Start(cmd)
 	if err != nil {
 		return nil, err
 	}
 	select {
-	case <-p.done:
+	case <-p.Done():
 	case <-ctx.Done():
-		_ = p.signal(syscall.SIGKILL)
-		<-p.done
+		_ = p.Signal(syscall.SIGKILL)
+		<-p.Done()
 		return out.Bytes(), ctx.Err()
 	}
-	return out.Bytes(), p.err
+	return out.Bytes(), p.Err()
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/shardwire/shardwire/internal/childproc"
 )
 
 // Roles and database present on every server.
@@ -58,7 +59,7 @@ type Server struct {
 	extraConf map[string]string
 
 	mu   sync.Mutex
-	proc *process // nil until started; exited after Stop or Kill
+	proc *childproc.Process // nil until started; exited after Stop or Kill
 }
 
 // Addr returns "127.0.0.1:PORT".
@@ -92,7 +93,7 @@ func (s *Server) LogPath() string { return filepath.Join(s.DataDir, logFile) }
 func (s *Server) Running() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.proc != nil && !s.proc.exited()
+	return s.proc != nil && !s.proc.Exited()
 }
 
 // Start starts a stopped server on its port and returns once it accepts
@@ -108,7 +109,7 @@ func (s *Server) Start(ctx context.Context) error {
 func (s *Server) start(ctx context.Context, newPort bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.proc != nil && !s.proc.exited() {
+	if s.proc != nil && !s.proc.Exited() {
 		return fmt.Errorf("start %s: already running", s.Name)
 	}
 	for attempt := 1; ; attempt++ {
@@ -161,7 +162,7 @@ func (s *Server) launch(ctx context.Context) error {
 	cmd := s.as.command(s.DataDir, filepath.Join(s.binDir, "postgres"), "-D", s.DataDir)
 	cmd.Stdout = log
 	cmd.Stderr = log
-	p, err := startProcess(cmd)
+	p, err := childproc.Start(cmd)
 	_ = log.Close() // the child has its own descriptor
 	if err != nil {
 		return err
@@ -171,15 +172,15 @@ func (s *Server) launch(ctx context.Context) error {
 	if err == nil {
 		return nil
 	}
-	_ = p.signal(syscall.SIGKILL)
-	<-p.done
+	_ = p.Signal(syscall.SIGKILL)
+	<-p.Done()
 	return fmt.Errorf("%w\n--- %s ---\n%s", err, logPath, tail(readFrom(logPath, logStart)))
 }
 
 // waitReady polls until the server accepts a superuser connection (and is in
 // recovery if it is a standby), the process exits, or ctx ends. logStart is
 // the log's size before this start.
-func (s *Server) waitReady(ctx context.Context, p *process, logStart int64) error {
+func (s *Server) waitReady(ctx context.Context, p *childproc.Process, logStart int64) error {
 	cfg, err := pgconn.ParseConfig(s.SuperDSN("postgres"))
 	if err != nil {
 		return err
@@ -196,8 +197,8 @@ func (s *Server) waitReady(ctx context.Context, p *process, logStart int64) erro
 			lastErr = err
 		}
 		select {
-		case <-p.done:
-			return &exitError{err: p.err, log: string(readFrom(s.LogPath(), logStart))}
+		case <-p.Done():
+			return &exitError{err: p.Err(), log: string(readFrom(s.LogPath(), logStart))}
 		case <-ctx.Done():
 			return fmt.Errorf("not ready: %w (last error: %v)", ctx.Err(), lastErr)
 		case <-time.After(readyPollInterval):
@@ -251,18 +252,18 @@ func queryValue(ctx context.Context, conn *pgconn.PgConn, sql string) (string, e
 func (s *Server) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.proc == nil || s.proc.exited() {
+	if s.proc == nil || s.proc.Exited() {
 		return nil
 	}
-	if err := s.proc.signal(syscall.SIGINT); err != nil {
+	if err := s.proc.Signal(syscall.SIGINT); err != nil {
 		return fmt.Errorf("stop %s: %w", s.Name, err)
 	}
 	select {
-	case <-s.proc.done:
+	case <-s.proc.Done():
 		return nil
 	case <-ctx.Done():
-		_ = s.proc.signal(syscall.SIGKILL)
-		<-s.proc.done
+		_ = s.proc.Signal(syscall.SIGKILL)
+		<-s.proc.Done()
 		return fmt.Errorf("stop %s: %w", s.Name, ctx.Err())
 	}
 }
@@ -272,13 +273,13 @@ func (s *Server) Stop(ctx context.Context) error {
 func (s *Server) Kill() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.proc == nil || s.proc.exited() {
+	if s.proc == nil || s.proc.Exited() {
 		return nil
 	}
-	if err := s.proc.signal(syscall.SIGKILL); err != nil {
+	if err := s.proc.Signal(syscall.SIGKILL); err != nil {
 		return fmt.Errorf("kill %s: %w", s.Name, err)
 	}
-	<-s.proc.done
+	<-s.proc.Done()
 	return nil
 }
 

@@ -204,16 +204,14 @@ func (c *Checker) Run(ctx context.Context) {
 	tick := time.NewTicker(c.cfg.Interval)
 	defer tick.Stop()
 	for {
-		for _, g := range c.top.Load().order {
-			for _, ep := range g.endpoints {
-				select {
-				case ep.sem <- struct{}{}:
-					inflight.Go(func() {
-						defer func() { <-ep.sem }()
-						c.check(ctx, ep)
-					})
-				default: // its previous check is still running
-				}
+		for _, ep := range c.allEndpoints() {
+			select {
+			case ep.sem <- struct{}{}:
+				inflight.Go(func() {
+					defer func() { <-ep.sem }()
+					c.check(ctx, ep)
+				})
+			default: // its previous check is still running
 			}
 		}
 		select {
@@ -229,20 +227,30 @@ func (c *Checker) Run(ctx context.Context) {
 // made, so on return every endpoint's state comes from a check that started after the call.
 func (c *Checker) CheckNow(ctx context.Context) {
 	var wg sync.WaitGroup
-	for _, g := range c.top.Load().order {
-		for _, ep := range g.endpoints {
-			wg.Go(func() {
-				select {
-				case ep.sem <- struct{}{}:
-				case <-ctx.Done():
-					return
-				}
-				defer func() { <-ep.sem }()
-				c.check(ctx, ep)
-			})
-		}
+	for _, ep := range c.allEndpoints() {
+		wg.Go(func() {
+			select {
+			case ep.sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			defer func() { <-ep.sem }()
+			c.check(ctx, ep)
+		})
 	}
 	wg.Wait()
+}
+
+// allEndpoints returns the current endpoints of every group. SetGroups changes a group's
+// endpoint list under c.mu, so the list is copied under it.
+func (c *Checker) allEndpoints() []*endpoint {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*endpoint
+	for _, g := range c.top.Load().order {
+		out = append(out, g.endpoints...)
+	}
+	return out
 }
 
 // Close closes every check connection and waits for the connections of removed endpoints to
@@ -255,12 +263,10 @@ func (c *Checker) Close() {
 
 // closeConns closes the connections of the current endpoints.
 func (c *Checker) closeConns() {
-	for _, g := range c.top.Load().order {
-		for _, ep := range g.endpoints {
-			ep.sem <- struct{}{}
-			ep.closeConn()
-			<-ep.sem
-		}
+	for _, ep := range c.allEndpoints() {
+		ep.sem <- struct{}{}
+		ep.closeConn()
+		<-ep.sem
 	}
 }
 

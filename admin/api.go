@@ -1,0 +1,218 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// API paths served when Config.API is set.
+const (
+	PathCluster  = "/api/v1/cluster"
+	PathShardMap = "/api/v1/shardmap"
+	PathGroups   = "/api/v1/groups"
+)
+
+// maxRequestBody caps the body of an admin API request.
+const maxRequestBody = 1 << 20
+
+// API is what the admin HTTP API reads and changes. The node implements it; the admin
+// package only encodes, decodes and maps errors.
+type API interface {
+	// Cluster describes the members this node knows and its view of the backends.
+	Cluster(ctx context.Context) (ClusterStatus, error)
+	// ShardMap describes the map this node serves.
+	ShardMap(ctx context.Context) (ShardMapView, error)
+	// AddGroup publishes a new epoch of the map with one more group.
+	AddGroup(ctx context.Context, req GroupAddRequest) (ShardMapView, error)
+	// RemoveGroup publishes a new epoch of the map without the named group.
+	RemoveGroup(ctx context.Context, name string) (ShardMapView, error)
+}
+
+// ClusterStatus is the body of GET /api/v1/cluster.
+type ClusterStatus struct {
+	// Node is the name of the node that answered.
+	Node string `json:"node"`
+	// Clustered is false when the node runs alone (no gossip configured).
+	Clustered bool `json:"clustered"`
+	// Members are every node this one knows, itself included, sorted by name.
+	Members []MemberStatus `json:"members"`
+	// Endpoints are the backends as this node's health checker sees them, in map order.
+	Endpoints []EndpointStatus `json:"endpoints"`
+}
+
+// MemberStatus is one node of the cluster.
+type MemberStatus struct {
+	Name   string `json:"name"`
+	State  string `json:"state"` // alive, dead or left
+	Region string `json:"region"`
+	// Version is the node's build version.
+	Version string `json:"version"`
+	// PgAddr and AdminAddr are the node's client and admin addresses; GossipAddr its gossip one.
+	PgAddr     string `json:"pg_addr"`
+	AdminAddr  string `json:"admin_addr"`
+	GossipAddr string `json:"gossip_addr"`
+	// Epoch is the shard map epoch the node serves.
+	Epoch int64 `json:"epoch"`
+	// LeaseOK: the node holds a valid lease on its map (it routes work).
+	LeaseOK bool `json:"lease_ok"`
+	// Ready: the node accepts client traffic.
+	Ready bool `json:"ready"`
+	// Since is when the answering node saw the member's state last change.
+	Since time.Time `json:"since,omitzero"`
+	// Self marks the answering node.
+	Self bool `json:"self,omitempty"`
+}
+
+// EndpointStatus is one backend server.
+type EndpointStatus struct {
+	Group  string `json:"group"`
+	Addr   string `json:"addr"`
+	Region string `json:"region"`
+	Role   string `json:"role"` // writer or replica
+	Up     bool   `json:"up"`
+	// LagSeconds is a replica's measured lag; null when unknown.
+	LagSeconds *float64 `json:"lag_seconds"`
+	// Banned: reads avoid the endpoint after a failure, until its ban ends.
+	Banned    bool   `json:"banned"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+// ShardMapView is the body of GET /api/v1/shardmap.
+type ShardMapView struct {
+	Epoch        int64       `json:"epoch"`
+	DefaultGroup string      `json:"default_group"`
+	Groups       []GroupView `json:"groups"`
+	// Shards lists the 16 logical shards in order.
+	Shards []ShardView `json:"shards"`
+	// Rules say which tables are sharded by which column (an empty table: every table with
+	// that column).
+	Rules []RuleView `json:"rules"`
+	// Lease is the answering node's lease on this map.
+	Lease LeaseView `json:"lease"`
+}
+
+// GroupView is one shard group of the map.
+type GroupView struct {
+	Name     string   `json:"name"`
+	Region   string   `json:"region"`
+	Writer   string   `json:"writer"`
+	Replicas []string `json:"replicas"`
+	// Shards are the logical shards the group owns.
+	Shards []int `json:"shards"`
+}
+
+// ShardView is one logical shard.
+type ShardView struct {
+	Shard int    `json:"shard"`
+	Group string `json:"group"`
+	State string `json:"state"`
+}
+
+// RuleView is one sharding rule.
+type RuleView struct {
+	Table  string `json:"table,omitempty"`
+	Column string `json:"column"`
+}
+
+// LeaseView is a node's lease on its map.
+type LeaseView struct {
+	// Valid: the node read the catalog recently enough to route work.
+	Valid bool `json:"valid"`
+	// AgeSeconds is the time since the last successful catalog read; TTLSeconds the lease's
+	// length. Both 0 for a node without a catalog, whose lease never expires.
+	AgeSeconds float64 `json:"age_seconds"`
+	TTLSeconds float64 `json:"ttl_seconds"`
+}
+
+// GroupAddRequest is the body of POST /api/v1/groups. Addresses are host:port.
+type GroupAddRequest struct {
+	Name     string   `json:"name"`
+	Region   string   `json:"region"`
+	Writer   string   `json:"writer"`
+	Replicas []string `json:"replicas,omitempty"`
+}
+
+// Error codes of APIError, stable for clients.
+const (
+	CodeInvalid       = "invalid"        // a malformed or invalid request
+	CodeUnknownGroup  = "unknown_group"  // no group of that name
+	CodeGroupExists   = "group_exists"   // a group of that name exists already
+	CodeOwnsShards    = "owns_shards"    // the group still owns shards
+	CodeEpochConflict = "epoch_conflict" // the map changed concurrently; retry
+	CodeNoCatalog     = "no_catalog"     // the node has no catalog: its map cannot change
+	CodeUnavailable   = "unavailable"    // a backend or the catalog could not be reached
+	CodeInternal      = "internal"
+)
+
+// APIError is an API failure: the HTTP status, a stable code and a message for humans. It is
+// also the JSON body of every failed API request.
+type APIError struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"error"`
+}
+
+// Error returns the message.
+func (e *APIError) Error() string { return e.Message }
+
+// Errorf returns an *APIError with a formatted message.
+func Errorf(status int, code, format string, args ...any) *APIError {
+	return &APIError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// routeAPI adds the API's routes to mux.
+func (s *Server) routeAPI(mux *http.ServeMux, api API) {
+	mux.HandleFunc("GET "+PathCluster, func(w http.ResponseWriter, r *http.Request) {
+		st, err := api.Cluster(r.Context())
+		s.reply(w, r, st, err)
+	})
+	mux.HandleFunc("GET "+PathShardMap, func(w http.ResponseWriter, r *http.Request) {
+		v, err := api.ShardMap(r.Context())
+		s.reply(w, r, v, err)
+	})
+	mux.HandleFunc("POST "+PathGroups, func(w http.ResponseWriter, r *http.Request) {
+		var req GroupAddRequest
+		dec := json.NewDecoder(io.LimitReader(r.Body, maxRequestBody))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			s.reply(w, r, nil, Errorf(http.StatusBadRequest, CodeInvalid, "request body: %v", err))
+			return
+		}
+		v, err := api.AddGroup(r.Context(), req)
+		s.reply(w, r, v, err)
+	})
+	mux.HandleFunc("DELETE "+PathGroups+"/{name}", func(w http.ResponseWriter, r *http.Request) {
+		v, err := api.RemoveGroup(r.Context(), r.PathValue("name"))
+		s.reply(w, r, v, err)
+	})
+}
+
+// reply writes v as JSON, or err as an APIError body with its status.
+func (s *Server) reply(w http.ResponseWriter, r *http.Request, v any, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		var apiErr *APIError
+		if !errors.As(err, &apiErr) {
+			apiErr = &APIError{Status: http.StatusInternalServerError, Code: CodeInternal, Message: err.Error()}
+		}
+		if apiErr.Status == 0 {
+			apiErr.Status = http.StatusInternalServerError
+		}
+		s.m.apiErrors.WithLabelValues(apiErr.Code).Inc()
+		s.log.Info("admin API request failed", zap.String("method", r.Method), zap.String("path", r.URL.Path),
+			zap.String("code", apiErr.Code), zap.String("error", apiErr.Message))
+		w.WriteHeader(apiErr.Status)
+		_ = json.NewEncoder(w).Encode(apiErr)
+		return
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
