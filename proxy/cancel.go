@@ -101,16 +101,21 @@ func (r *cancelRegistry) lookup(pid uint32, secret []byte) *session {
 func (s *Server) SetCancelForwarder(fwd CancelForwarder) { s.forwardCancel = fwd }
 
 // handleCancel handles a CancelRequest a client sent to this node: a key this node issued
-// cancels here, any other goes to the forwarder (another node issued it).
+// cancels here, any other goes to the forwarder (another node issued it). A key with this
+// node's tag that matches none of its sessions goes to the forwarder too: another node's name
+// may hash to the same tag.
 func (s *Server) handleCancel(pid uint32, secret []byte) {
-	if KeyTag(pid) != s.nodeTag && s.forwardCancel != nil {
-		s.metrics.cancels.WithLabelValues("to_peer").Inc()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		s.forwardCancel(ctx, pid, secret)
+	if KeyTag(pid) == s.nodeTag && (s.CancelLocal(pid, secret) || s.forwardCancel == nil) {
 		return
 	}
-	s.CancelLocal(pid, secret)
+	if s.forwardCancel == nil {
+		s.CancelLocal(pid, secret)
+		return
+	}
+	s.metrics.cancels.WithLabelValues("to_peer").Inc()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.forwardCancel(ctx, pid, secret)
 }
 
 // CancelLocal cancels the query running in the session this node issued the key (pid,

@@ -97,8 +97,33 @@ func TestGoldenLiveCluster(t *testing.T) {
 			t.FailNow()
 		}
 		if st.settle {
+			// The epoch the command published reaches every node within 1 s.
+			loaded := time.Now()
+			for _, n := range dc.Nodes {
+				servesEpoch(ctx, t, n.Admin, epoch+1, time.Second-time.Since(loaded))
+			}
 			epoch = settle(ctx, t, dc, epoch+1)
 		}
+	}
+}
+
+// servesEpoch fails the test unless the node at addr serves the map of epoch want within d.
+func servesEpoch(ctx context.Context, t *testing.T, addr string, want int64, d time.Duration) {
+	t.Helper()
+	c, err := admin.NewClient(addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(d)
+	for {
+		m, err := c.ShardMap(ctx)
+		if err == nil && m.Epoch == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node %s does not serve epoch %d within 1 s of the change (map %+v, err %v)", addr, want, m.Epoch, err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
