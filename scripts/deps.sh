@@ -5,6 +5,8 @@
 #                      the postgres OS user that servers run as under root
 #   postgresql-client  psql, pgbench
 #   pgbouncer          for benchmarks (its service is left stopped)
+#   redis-server       for the cache and rate-limit tests and `make dev` (its
+#                      service is left stopped; tests start their own)
 # Prints nothing and exits 0 when everything is present. As root with apt-get,
 # installs what is missing; otherwise prints the command to run and exits 1.
 set -euo pipefail
@@ -32,6 +34,10 @@ if ! command -v pgbouncer >/dev/null 2>&1 && [[ ! -x /usr/sbin/pgbouncer ]]; the
 	missing+=(pgbouncer)
 fi
 
+if ! command -v redis-server >/dev/null 2>&1 && [[ ! -x /usr/bin/redis-server ]]; then
+	missing+=(redis-server)
+fi
+
 if [[ ${#missing[@]} -eq 0 ]]; then
 	exit 0
 fi
@@ -50,7 +56,7 @@ fi
 echo "deps.sh: installing ${missing[*]}" >&2
 
 # Keep package scripts from starting services (a Postgres cluster on 5432,
-# pgbouncer on 6432): policy-rc.d answering 101 forbids invoke-rc.d and
+# pgbouncer on 6432, redis on 6379): policy-rc.d answering 101 forbids invoke-rc.d and
 # deb-systemd-invoke to start anything. Leave an existing policy alone.
 policy=/usr/sbin/policy-rc.d
 own_policy=false
@@ -70,12 +76,15 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get -o DPkg::Lock::Timeout=300 update -qq
 apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 
-# Whatever the policy, make sure pgbouncer does not run as a service.
-if [[ " ${missing[*]} " == *" pgbouncer "* ]]; then
-	if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
-		systemctl disable --now pgbouncer >/dev/null 2>&1 || true
-	else
-		service pgbouncer stop >/dev/null 2>&1 || true
-		update-rc.d pgbouncer disable >/dev/null 2>&1 || true
+# Whatever the policy, make sure pgbouncer and redis do not run as services.
+for svc in pgbouncer redis-server; do
+	if [[ " ${missing[*]} " != *" $svc "* ]]; then
+		continue
 	fi
-fi
+	if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
+		systemctl disable --now "$svc" >/dev/null 2>&1 || true
+	else
+		service "$svc" stop >/dev/null 2>&1 || true
+		update-rc.d "$svc" disable >/dev/null 2>&1 || true
+	fi
+done

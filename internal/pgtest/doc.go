@@ -22,4 +22,8 @@
 //
 //	c := pgtest.New(t, pgtest.Options{Replicas: 1})
 //	conn, err := pgx.Connect(ctx, c.Groups[0].Writer.AppDSN())
+//
+// The package also starts a real redis-server (StartRedis, or NewRedis in tests) on a free
+// loopback port, without persistence; Kill and Start on the same port let tests lose Redis
+// midway. Connect and SQLState are small client helpers for tests.
 package pgtest
