@@ -12,6 +12,7 @@ import (
 
 	"github.com/shardwire/shardwire/internal/buildinfo"
 	"github.com/shardwire/shardwire/internal/pgtest"
+	"github.com/shardwire/shardwire/invoiceapp/service"
 )
 
 // Client credentials every dev cluster accepts, the same as on the Postgres servers.
@@ -51,12 +52,26 @@ type Options struct {
 	Log *zap.Logger
 	// Logf receives Postgres start-up progress; nil discards it.
 	Logf func(format string, args ...any)
+	// Redis starts a redis-server beside the proxies when one is installed (without one the
+	// cluster runs without Redis and says so in the log).
+	Redis bool
+	// Invoiced runs the invoice service in this process against the first node, on
+	// InvoicedPort (0: a free port), with DemoCustomers demo customers loaded at start.
+	Invoiced      bool
+	InvoicedPort  int
+	DemoCustomers int
 }
 
 // Cluster is a running dev cluster. Stop it when done.
 type Cluster struct {
 	PG    *pgtest.Cluster
 	Nodes []*Node
+	// Redis is the cluster's Redis, nil without one.
+	Redis *pgtest.Redis
+	// Invoiced is the invoice service, nil unless Options.Invoiced.
+	Invoiced *service.Service
+
+	redisTemp string // a temporary directory for Redis, removed by Stop
 
 	log      *zap.Logger
 	cancel   context.CancelFunc // ends in-process nodes
@@ -110,6 +125,9 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 				return nil, errors.Join(fmt.Errorf("devcluster: %w", err), c.Stop())
 			}
 		}
+	}
+	if err := c.startExtras(ctx, opts); err != nil {
+		return nil, errors.Join(err, c.Stop())
 	}
 	return c, nil
 }
@@ -230,6 +248,7 @@ func (c *Cluster) Errors() <-chan error { return c.errs }
 // Postgres. It is idempotent; later calls return the first result.
 func (c *Cluster) Stop() error {
 	c.stopOnce.Do(func() {
+		extrasErr := c.stopExtras()
 		errs := make([]error, len(c.Nodes)+1)
 		var wg sync.WaitGroup
 		for i, n := range c.Nodes {
@@ -241,7 +260,7 @@ func (c *Cluster) Stop() error {
 		wg.Wait()
 		c.wg.Wait()
 		errs[len(c.Nodes)] = c.PG.Stop()
-		c.stopErr = errors.Join(errs...)
+		c.stopErr = errors.Join(append(errs, extrasErr)...)
 	})
 	return c.stopErr
 }

@@ -325,3 +325,34 @@ func waitFor(ctx context.Context, t *testing.T, check func(context.Context) erro
 		t.Fatal(err)
 	}
 }
+
+func TestStartWithRedisAndInvoiced(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := Start(ctx, Options{Groups: 2, Proxies: 1, Redis: true, Invoiced: true, DemoCustomers: 20, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := c.Stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	}()
+	info, data := readInfo(t, c)
+	if c.Redis == nil || info.Redis != c.Redis.Addr() || info.Invoiced != "http://"+c.Invoiced.Addr() {
+		t.Fatalf("cluster.json = %s, want redis and invoiced", data)
+	}
+	// A demo customer's summary answers through invoiced → proxy → its shard group.
+	resp, err := http.Get(info.Invoiced + "/v1/customers/7/summary")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"customer_id":7`) {
+		t.Fatalf("GET /v1/customers/7/summary = %d %s", resp.StatusCode, body)
+	}
+	if resp.Header.Get("RateLimit-Limit") == "" {
+		t.Fatalf("no RateLimit-Limit header on an invoiced answer: %v", resp.Header)
+	}
+}

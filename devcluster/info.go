@@ -15,6 +15,10 @@ type Info struct {
 	Catalog string      `json:"catalog"`
 	Proxies []ProxyInfo `json:"proxies"`
 	Groups  []GroupInfo `json:"groups"`
+	// Redis is the Redis address (host:port), "" without one.
+	Redis string `json:"redis,omitempty"`
+	// Invoiced is the invoice service's base URL, "" when it does not run.
+	Invoiced string `json:"invoiced,omitempty"`
 }
 
 // ProxyInfo is one proxy node in cluster.json.
@@ -42,6 +46,12 @@ func (c *Cluster) Info() Info {
 		Catalog: c.PG.Groups[0].Writer.AppDSN(), Proxies: []ProxyInfo{}, Groups: []GroupInfo{}}
 	for _, n := range c.Nodes {
 		info.Proxies = append(info.Proxies, ProxyInfo{Name: n.Name, Addr: n.Addr, Admin: n.Admin, Gossip: n.Gossip, PID: n.PID()})
+	}
+	if c.Redis != nil {
+		info.Redis = c.Redis.Addr()
+	}
+	if c.Invoiced != nil {
+		info.Invoiced = "http://" + c.Invoiced.Addr()
 	}
 	for _, g := range c.PG.Groups {
 		gi := GroupInfo{Name: g.Name, Writer: g.Writer.AppDSN(), Replicas: []string{}}

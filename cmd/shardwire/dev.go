@@ -37,6 +37,10 @@ configuration, DIR/proxies/pN.yaml, and logs to DIR/proxies/pN.log. Node i takes
 every node answers a query, is ready and sees all the others alive, it writes
 DIR/cluster.json and prints one line. SIGINT or SIGTERM stops everything.
 
+Beside the proxies it starts Redis (when redis-server is installed; DIR/redis) and the invoice
+service invoiced on --invoiced-port, pointed at the first node, with --demo-customers demo
+customers; cluster.json lists both ("redis", "invoiced").
+
 --config FILE is YAML merged over the generated proxy configuration (maps merge key by key,
 lists replace), e.g. "pool: {mode: session, default_pool_size: 10}". It must not set listen,
 admin_listen or cluster.bind.`,
@@ -68,6 +72,10 @@ admin_listen or cluster.bind.`,
 	f.IntVar(&opts.Proxies, "proxies", 3, "proxy nodes, each a child process")
 	f.IntVar(&opts.Port, "port", 6432, "first proxy node's client port")
 	f.IntVar(&opts.GossipPort, "gossip-port", 0, "first proxy node's gossip port (TCP and UDP); 0 picks free ports")
+	f.BoolVar(&opts.Redis, "redis", true, "start redis-server beside the proxies when it is installed")
+	f.BoolVar(&opts.Invoiced, "invoiced", true, "run the invoice service against the first proxy node")
+	f.IntVar(&opts.InvoicedPort, "invoiced-port", 8080, "the invoice service's HTTP port (0: a free port)")
+	f.IntVar(&opts.DemoCustomers, "demo-customers", 200, "demo customers the invoice service loads at start")
 	f.StringVar(&overlay, "config", "", "YAML overlay merged into the generated proxy configuration")
 	f.StringVar(&level, "log-level", "warn", "log level: debug, info, warn or error")
 	_ = cmd.MarkFlagRequired("dir")
@@ -108,6 +116,9 @@ func runDev(parent context.Context, opts devcluster.Options, cmd *cobra.Command)
 		zap.String("node_logs", filepath.Join(dir, "proxies")))
 	fmt.Fprintf(cmd.OutOrStdout(), "shardwire dev: ready, %d group(s), %d proxy node(s); psql %q; cluster file %s\n",
 		len(c.PG.Groups), len(c.Nodes), strings.TrimSuffix(c.Nodes[0].DSN(), "?sslmode=disable"), infoPath)
+	if c.Invoiced != nil {
+		fmt.Fprintf(cmd.OutOrStdout(), "shardwire dev: invoiced on http://%s (try GET /v1/customers/1/summary)\n", c.Invoiced.Addr())
+	}
 
 	var runErr error
 	select {
