@@ -6,6 +6,9 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shardwire/shardwire/internal/pgtest"
 	"github.com/shardwire/shardwire/invoiceapp"
 	"github.com/shardwire/shardwire/invoiceapp/httpapi"
 	"github.com/shardwire/shardwire/invoiceapp/ratelimit"
@@ -82,4 +85,49 @@ func TestRateLimits(t *testing.T) {
 	if r.header.Get("RateLimit-Limit") != "" {
 		t.Errorf("unlimited server sent %q", r.header.Get("RateLimit-Limit"))
 	}
+}
+
+// TestRateLimitsAcrossInstances: two invoiced instances share one Redis, so a free customer's
+// burst of 100 is one budget whichever instance a request reaches.
+func TestRateLimitsAcrossInstances(t *testing.T) {
+	t.Parallel()
+	rd := pgtest.NewRedis(t)
+	var servers [2]*httptest.Server
+	for i := range servers {
+		rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{rd.Addr()}, ContextTimeoutEnabled: true})
+		t.Cleanup(func() { _ = rdb.Close() })
+		api, err := httpapi.New(httpapi.Options{
+			Store:   invoiceapp.NewStore(env.pool, invoiceapp.StoreOptions{}),
+			Limiter: ratelimit.New(rdb, ratelimit.Options{Prefix: "across:"}),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		servers[i] = httptest.NewServer(api)
+		t.Cleanup(servers[i].Close)
+	}
+	free := newCustomer(t, "free")
+	syncReplicas(t, free)
+	turn := 0
+	perInstance := [2]int{}
+	n, refused := untilRefused(t, 300, func() reply {
+		i := turn % 2
+		turn++
+		r := call(t, servers[i].URL, "GET", fmt.Sprintf("/v1/customers/%d", free), nil)
+		if r.status != 429 {
+			perInstance[i]++
+		}
+		return r
+	})
+	// The burst is 100, refilled at one a second: a run of a few seconds admits 100 to 103.
+	if n < 100 || n > 103 {
+		t.Fatalf("two instances admitted %d requests of a free customer before a 429, want the shared burst of 100 (per instance %v)", n, perInstance)
+	}
+	if perInstance[0] < 45 || perInstance[1] < 45 {
+		t.Fatalf("requests were not spread over both instances: %v", perInstance)
+	}
+	refused.wantError(t, 429, "rate_limited", "")
+	// The other instance refuses too: the budget is spent cluster-wide.
+	other := turn % 2
+	call(t, servers[other].URL, "GET", fmt.Sprintf("/v1/customers/%d", free), nil).wantError(t, 429, "rate_limited", "")
 }
