@@ -2,12 +2,12 @@ package invoiceapp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/zap"
+
+	"github.com/shardwire/shardwire/invoiceapp/migrations"
 )
 
 // DefaultMonthsAhead is how many months after the current one MaintainPartitions prepares.
@@ -70,40 +70,11 @@ func (s *Store) forgetPartition(day Date) {
 	s.mu.Unlock()
 }
 
-// ddlAttempts bounds the retries of a DDL statement that lost a race.
-const ddlAttempts = 5
-
-// execDDL runs an idempotent DDL statement, retrying when a concurrent session running the
-// same statement made it fail: IF NOT EXISTS is checked before the catalog insert, so two
-// racing creators can still collide (unique violation on pg_type or pg_class, "already
-// exists"), and locks on several groups can deadlock.
+// execDDL runs an idempotent DDL statement, retrying when a concurrent creator of the same
+// object made it fail (migrations.ExecRetry), and names the statement in its error.
 func execDDL(ctx context.Context, db DB, sql string) error {
-	var err error
-	for attempt := 1; attempt <= ddlAttempts; attempt++ {
-		if _, err = db.Exec(ctx, sql); err == nil || !raceError(err) {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
-		}
-	}
-	if err != nil {
+	if err := migrations.ExecRetry(ctx, db, sql); err != nil {
 		return fmt.Errorf("%s: %w", sql, err)
 	}
 	return nil
-}
-
-// raceError reports whether err is what concurrent creators of one object see.
-func raceError(err error) bool {
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
-		return false
-	}
-	switch pgErr.Code {
-	case "23505", "42P07", "42710", "40P01", "40001":
-		return true
-	}
-	return false
 }

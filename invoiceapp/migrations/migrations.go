@@ -125,7 +125,7 @@ func Apply(ctx context.Context, db DB, log *zap.Logger) ([]int, error) {
 		return nil, err
 	}
 	for _, sql := range bootstrap {
-		if err := execRetry(ctx, db, sql); err != nil {
+		if err := ExecRetry(ctx, db, sql); err != nil {
 			return nil, fmt.Errorf("migrations: bootstrap: %w", err)
 		}
 	}
@@ -155,7 +155,7 @@ func Apply(ctx context.Context, db DB, log *zap.Logger) ([]int, error) {
 		}
 		start := time.Now()
 		for i, sql := range m.Statements {
-			if err := execRetry(ctx, db, sql); err != nil {
+			if err := ExecRetry(ctx, db, sql); err != nil {
 				return done, fmt.Errorf("migrations: %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
 			}
 		}
@@ -197,10 +197,10 @@ func recorded(ctx context.Context, db DB) (map[int]string, error) {
 // execAttempts bounds the retries of a statement that lost a race with a concurrent creator.
 const execAttempts = 5
 
-// execRetry runs an idempotent DDL statement, retrying when a concurrent creator of the same
+// ExecRetry runs an idempotent DDL statement (CREATE ... IF NOT EXISTS), retrying when a concurrent creator of the same
 // object made it fail (IF NOT EXISTS is checked before the catalog insert, so racing creators
 // can still collide) or a deadlock across groups aborted it.
-func execRetry(ctx context.Context, db DB, sql string) error {
+func ExecRetry(ctx context.Context, db DB, sql string) error {
 	var err error
 	for attempt := 1; attempt <= execAttempts; attempt++ {
 		if _, err = db.Exec(ctx, sql); err == nil || !raceError(err) {
