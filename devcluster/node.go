@@ -89,54 +89,58 @@ func (n *Node) Running() bool {
 // Kill sends SIGKILL to the node's child process and waits until it has exited. It is a no-op
 // when the process is not running, and an error for an in-process node.
 func (n *Node) Kill() error {
-	if err := n.needChild("kill"); err != nil {
-		return err
-	}
-	n.op.Lock()
-	defer n.op.Unlock()
-	p := n.quietProcess()
-	if p == nil {
-		return nil
-	}
-	if err := p.signal(syscall.SIGKILL); err != nil {
-		return fmt.Errorf("devcluster: kill %s: %w", n.Name, err)
-	}
-	<-p.Done()
-	return nil
+	_, _, err := n.end("kill", syscall.SIGKILL, 0)
+	return err
 }
 
 // Stop sends SIGTERM to the node's child process and waits up to 10 s for it to exit, then
 // kills it. It returns an error when the process had to be killed or exited with a failure
 // status. It is a no-op when the process is not running, and an error for an in-process node.
 func (n *Node) Stop() error {
-	if err := n.needChild("stop"); err != nil {
+	p, killed, err := n.end("stop", syscall.SIGTERM, stopGrace)
+	switch {
+	case err != nil || p == nil:
 		return err
-	}
-	n.op.Lock()
-	defer n.op.Unlock()
-	p := n.quietProcess()
-	if p == nil {
-		return nil
-	}
-	if err := p.signal(syscall.SIGTERM); err != nil {
-		return fmt.Errorf("devcluster: stop %s: %w", n.Name, err)
-	}
-	timer := time.NewTimer(stopGrace)
-	defer timer.Stop()
-	select {
-	case <-p.Done():
-	case <-timer.C:
-		if err := p.signal(syscall.SIGKILL); err != nil {
-			return fmt.Errorf("devcluster: stop %s: %w", n.Name, err)
-		}
-		<-p.Done()
+	case killed:
 		return fmt.Errorf("devcluster: %s (pid %d) did not stop within %v of SIGTERM and was killed", n.Name, p.Pid(), stopGrace)
-	}
-	if p.Err() != nil {
+	case p.Err() != nil:
 		return fmt.Errorf("devcluster: %s (pid %d) stopped with %v; its log %s ends:\n%s",
 			n.Name, p.Pid(), p.Err(), n.logPath, logTail(n.logPath, p.logFrom))
 	}
 	return nil
+}
+
+// end sends sig to the node's running child process (an expected exit, not reported) and
+// waits for it to exit; after grace (0: no limit) it kills it, and says so. p is nil when no
+// process was running.
+func (n *Node) end(verb string, sig syscall.Signal, grace time.Duration) (p *process, killed bool, err error) {
+	if err := n.needChild(verb); err != nil {
+		return nil, false, err
+	}
+	n.op.Lock()
+	defer n.op.Unlock()
+	if p = n.quietProcess(); p == nil {
+		return nil, false, nil
+	}
+	if err := p.signal(sig); err != nil {
+		return p, false, fmt.Errorf("devcluster: %s %s: %w", verb, n.Name, err)
+	}
+	if grace <= 0 {
+		<-p.Done()
+		return p, false, nil
+	}
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	select {
+	case <-p.Done():
+		return p, false, nil
+	case <-timer.C:
+	}
+	if err := p.signal(syscall.SIGKILL); err != nil {
+		return p, false, fmt.Errorf("devcluster: %s %s: %w", verb, n.Name, err)
+	}
+	<-p.Done()
+	return p, true, nil
 }
 
 // Restart starts the node's child process again, with the same configuration file and

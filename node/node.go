@@ -208,7 +208,7 @@ func (n *Node) Serve(ctx context.Context, pg, adminLn net.Listener) error {
 	errc := make(chan error, 2)
 	wg.Go(func() { errc <- n.proxy.Serve(ctx, pg) })
 	if adminLn != nil {
-		adm := admin.New(admin.Config{Addr: adminLn.Addr().String(), API: api{n}, Registerer: n.reg}, n.log.Named("admin"), n.reg, n.readyCheck)
+		adm := admin.New(admin.Config{Addr: adminLn.Addr().String(), API: api{n}, Registerer: n.reg}, n.log.Named("admin"), n.reg, n.proxy.Ready)
 		wg.Go(func() { errc <- adm.Serve(ctx, adminLn) })
 	}
 	var bg sync.WaitGroup
@@ -339,7 +339,7 @@ func (n *Node) watchReady(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		rctx, cancel := context.WithTimeout(ctx, admin.ReadyTimeout)
-		ok := n.readyCheck(rctx) == nil
+		ok := n.proxy.Ready(rctx) == nil
 		cancel()
 		if n.ready.Swap(ok) != ok {
 			n.touchMeta()
@@ -350,16 +350,6 @@ func (n *Node) watchReady(ctx context.Context) {
 		case <-tick.C:
 		}
 	}
-}
-
-// readyCheck says whether the node should get client traffic: its lease on the map is valid
-// and the default group's writer accepts connections.
-func (n *Node) readyCheck(ctx context.Context) error {
-	if !n.proxy.Lease().Valid() {
-		st := n.proxy.Lease().Status()
-		return fmt.Errorf("shard map lease expired %s ago: the catalog is unreachable", (st.Age - st.TTL).Round(time.Millisecond))
-	}
-	return n.proxy.Ready(ctx)
 }
 
 // Close releases what New built, for a node that never served (Serve cleans up after

@@ -105,11 +105,10 @@ func (s *Server) SetCancelForwarder(fwd CancelForwarder) { s.forwardCancel = fwd
 // node's tag that matches none of its sessions goes to the forwarder too: another node's name
 // may hash to the same tag.
 func (s *Server) handleCancel(pid uint32, secret []byte) {
-	if KeyTag(pid) == s.nodeTag && (s.CancelLocal(pid, secret) || s.forwardCancel == nil) {
+	if (KeyTag(pid) == s.nodeTag || s.forwardCancel == nil) && s.CancelLocal(pid, secret) {
 		return
 	}
 	if s.forwardCancel == nil {
-		s.CancelLocal(pid, secret)
 		return
 	}
 	s.metrics.cancels.WithLabelValues("to_peer").Inc()

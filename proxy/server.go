@@ -321,8 +321,13 @@ func (s *Server) Close() {
 	}
 }
 
-// Ready reports whether the node can serve: the default group's writer accepts a connection.
+// Ready reports whether the node can serve: its lease on the shard map is valid and the
+// default group's writer accepts a connection.
 func (s *Server) Ready(ctx context.Context) error {
+	if !s.lease.Valid() {
+		st := s.lease.Status()
+		return fmt.Errorf("shard map lease expired %s ago: the catalog is unreachable", (st.Age - st.TTL).Round(time.Millisecond))
+	}
 	m := s.topo.store.Current()
 	writer := s.topo.health.Writer(m.Groups[m.DefaultGroup].Name)
 	var d net.Dialer

@@ -260,17 +260,10 @@ func (s *session) handleQuery(f wire.Frame) error {
 	m := s.currentMap()
 	s.curMap = m
 	plan := s.srv.topo.router.Route(bytesToString(sql), s.routerSession(), m)
-	if s.abortedVirtualTx(&plan, true) {
-		return nil
-	}
-	if ce := s.srv.leaseError(&plan); ce != nil {
-		s.routeFailed(ce, true)
+	if s.refused(&plan, true) {
 		return nil
 	}
 	switch plan.Target {
-	case router.TargetReject:
-		s.routeFailed(routeClientError(plan.Err), true)
-		return nil
 	case router.TargetScatter, router.TargetAllGroups:
 		return s.runProxyQuery(&proxyPortal{sql: string(sql), plan: plan, m: m, describe: true}, true)
 	}
@@ -293,6 +286,24 @@ func (s *session) handleQuery(f wire.Frame) error {
 	s.queue.push(pending{kind: pendQuery, effects: eff, start: time.Now()})
 	s.mu.Unlock()
 	return s.write(sc, f)
+}
+
+// refused answers a request the proxy will not run — in a held transaction that already
+// failed, while the node's lease on the map is expired, or rejected by the router — and
+// reports whether it did.
+func (s *session) refused(plan *router.Plan, simple bool) bool {
+	if s.abortedVirtualTx(plan, simple) {
+		return true
+	}
+	if ce := s.srv.leaseError(plan); ce != nil {
+		s.routeFailed(ce, simple)
+		return true
+	}
+	if plan.Target == router.TargetReject {
+		s.routeFailed(routeClientError(plan.Err), simple)
+		return true
+	}
+	return false
 }
 
 // beginFailed reports a failed begin: a refused switch of group fails the request (and an
@@ -496,17 +507,10 @@ func (s *session) handleBind(f wire.Frame) error {
 			return s.protocolViolation("malformed Bind message")
 		}
 		plan := s.srv.topo.router.Prepare(bytesToString(query), m).Plan(&s.bindParams, s.routerSession(), m)
-		if s.abortedVirtualTx(&plan, false) {
-			return nil
-		}
-		if ce := s.srv.leaseError(&plan); ce != nil {
-			s.routeFailed(ce, false)
+		if s.refused(&plan, false) {
 			return nil
 		}
 		switch plan.Target {
-		case router.TargetReject:
-			s.routeFailed(routeClientError(plan.Err), false)
-			return nil
 		case router.TargetScatter, router.TargetAllGroups:
 			pp, err := newProxyPortal(string(query), plan, m, parse, f)
 			if err != nil {

@@ -13,9 +13,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/shardwire/shardwire/internal/buildinfo"
+	"github.com/shardwire/shardwire/internal/logging"
 	"github.com/shardwire/shardwire/invoiceapp/service"
 )
 
@@ -51,7 +51,7 @@ a flag given on the command line wins. SIGINT or SIGTERM stops it gracefully.`,
 			return applyEnv(cmd.Flags(), os.LookupEnv)
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(level)
+			log, err := logging.New(level)
 			if err != nil {
 				return err
 			}
@@ -111,15 +111,4 @@ func run(parent context.Context, cfg service.Config, log *zap.Logger) error {
 		return fmt.Errorf("http server: %w", err)
 	}
 	return svc.Shutdown(context.Background())
-}
-
-// newLogger returns zap's production (JSON) logger at level ("debug", "info", "warn", "error").
-func newLogger(level string) (*zap.Logger, error) {
-	lvl, err := zapcore.ParseLevel(level)
-	if err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
-	}
-	cfg := zap.NewProductionConfig()
-	cfg.Level = zap.NewAtomicLevelAt(lvl)
-	return cfg.Build()
 }

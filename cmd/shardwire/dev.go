@@ -15,6 +15,7 @@ import (
 
 	"github.com/shardwire/shardwire/devcluster"
 	"github.com/shardwire/shardwire/internal/buildinfo"
+	"github.com/shardwire/shardwire/internal/logging"
 )
 
 // devStartTimeout bounds bringing the local cluster up.
@@ -46,7 +47,7 @@ lists replace), e.g. "pool: {mode: session, default_pool_size: 10}". It must not
 admin_listen or cluster.bind.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(level)
+			log, err := logging.New(level)
 			if err != nil {
 				return err
 			}

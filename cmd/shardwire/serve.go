@@ -15,6 +15,7 @@ import (
 
 	"github.com/shardwire/shardwire/config"
 	"github.com/shardwire/shardwire/internal/buildinfo"
+	"github.com/shardwire/shardwire/internal/logging"
 	"github.com/shardwire/shardwire/node"
 	"github.com/shardwire/shardwire/proxy"
 )
@@ -30,7 +31,7 @@ SIGHUP reloads FILE: users and pool sizes change without dropping clients; a fil
 not load is logged and the running configuration is kept. SIGINT or SIGTERM stops the node.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(level)
+			log, err := logging.New(level)
 			if err != nil {
 				return err
 			}

@@ -1,4 +1,5 @@
-package main
+// Package logging builds the zap logger the binaries log with.
+package logging
 
 import (
 	"fmt"
@@ -7,8 +8,8 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// newLogger returns zap's production (JSON) logger at level ("debug", "info", "warn", "error").
-func newLogger(level string) (*zap.Logger, error) {
+// New returns zap's production (JSON) logger at level ("debug", "info", "warn", "error").
+func New(level string) (*zap.Logger, error) {
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
 		return nil, fmt.Errorf("--log-level: %w", err)
