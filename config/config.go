@@ -70,6 +70,52 @@ type Config struct {
 	// Cluster configures gossip with the other proxy nodes. Without Cluster.Bind the node
 	// runs alone.
 	Cluster Cluster `yaml:"cluster"`
+	// Cache configures the read-through result cache. Off unless Tables names a table.
+	Cache Cache `yaml:"cache"`
+}
+
+// Cache configures the read-through cache: results of single SELECTs on the tables named in
+// Tables, kept in this node's memory (L1) and in Redis (L2), keyed by generations that
+// writes bump.
+type Cache struct {
+	// Tables are the cacheable tables (lower case, without schema) and each one's TTL: the
+	// longest any result reading the table is kept. A statement reading any other table is
+	// not cached. Empty: the cache is off.
+	Tables map[string]Duration `yaml:"tables"`
+	// Redis holds the generations and the L2 entries. Without it, a node that runs alone
+	// caches in its memory only; a clustered node does not cache at all (its peers would not
+	// see its writes).
+	Redis Redis `yaml:"redis"`
+	// L1Bytes is this node's in-memory budget for entries. Default 64 MiB.
+	L1Bytes int64 `yaml:"l1_bytes"`
+	// MaxResultBytes is the largest result kept. Default 1 MiB.
+	MaxResultBytes int `yaml:"max_result_bytes"`
+	// Staleness (Δ) bounds how long after a write was acknowledged another node may still
+	// answer from before it: a node keeps generations in memory at most this long (pub/sub
+	// usually tells it much sooner). Default 250ms.
+	Staleness Duration `yaml:"staleness"`
+	// ChangeFeed runs the logical-replication consumer that catches writes that bypass the
+	// proxy (direct sessions, triggers, cascades): one node per writer, elected with an
+	// advisory lock. Default true when Tables is set; the writers need wal_level=logical.
+	ChangeFeed *bool `yaml:"change_feed"`
+	// Timeout bounds each Redis operation; a slower Redis counts as down. Default 200ms.
+	Timeout Duration `yaml:"timeout"`
+}
+
+// Enabled reports whether any table is cacheable.
+func (c Cache) Enabled() bool { return len(c.Tables) > 0 }
+
+// ChangeFeedEnabled reports whether the change feed runs.
+func (c Cache) ChangeFeedEnabled() bool { return c.Enabled() && (c.ChangeFeed == nil || *c.ChangeFeed) }
+
+// Redis locates Redis: one address for a single server, several for Redis Cluster, or a
+// Sentinel master name with the sentinels' addresses (go-redis UniversalClient rules).
+type Redis struct {
+	Addrs      []string `yaml:"addrs"`
+	MasterName string   `yaml:"master_name"`
+	Username   string   `yaml:"username"`
+	Password   string   `yaml:"password"`
+	DB         int      `yaml:"db"`
 }
 
 // Cluster configures the gossip layer (hashicorp/memberlist) that joins proxy nodes.
@@ -283,8 +329,10 @@ func Default() Config {
 			ServerResetQuery:      "DISCARD ALL",
 			MaxPreparedStatements: 200,
 		},
-		Catalog:  Catalog{Schema: "shardwire", PollInterval: Duration(time.Second), LeaseTTL: Duration(10 * time.Second)},
-		Cluster:  Cluster{Profile: "lan", BroadcastTimeout: Duration(5 * time.Second)},
+		Catalog: Catalog{Schema: "shardwire", PollInterval: Duration(time.Second), LeaseTTL: Duration(10 * time.Second)},
+		Cluster: Cluster{Profile: "lan", BroadcastTimeout: Duration(5 * time.Second)},
+		Cache: Cache{L1Bytes: 64 << 20, MaxResultBytes: 1 << 20, Staleness: Duration(250 * time.Millisecond),
+			Timeout: Duration(200 * time.Millisecond)},
 		Sharding: Sharding{KeyColumn: "customer_id"},
 		Health: Health{
 			Interval:      Duration(250 * time.Millisecond),
@@ -426,6 +474,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Cluster.validate(); err != nil {
 		return fmt.Errorf("cluster: %w", err)
+	}
+	if err := c.Cache.validate(); err != nil {
+		return fmt.Errorf("cache: %w", err)
 	}
 	if c.Health.Interval <= 0 || c.Health.MaxReplicaLag <= 0 || c.Health.BanTime <= 0 || c.Health.MaxBanTime < c.Health.BanTime {
 		return errors.New("health: interval, max_replica_lag and ban_time must be positive, max_ban_time at least ban_time")
@@ -629,4 +680,19 @@ func (c *Config) PoolSizeFor(db Database) int {
 		return db.PoolSize
 	}
 	return c.Pool.DefaultPoolSize
+}
+
+func (c Cache) validate() error {
+	for t, ttl := range c.Tables {
+		if t == "" || t != strings.ToLower(t) || strings.Contains(t, ".") {
+			return fmt.Errorf("tables: %q must be a lower-case table name without schema", t)
+		}
+		if ttl <= 0 {
+			return fmt.Errorf("tables: %s needs a positive TTL", t)
+		}
+	}
+	if c.L1Bytes < 0 || c.MaxResultBytes <= 0 || c.Staleness <= 0 || c.Timeout <= 0 {
+		return errors.New("l1_bytes must not be negative; max_result_bytes, staleness and timeout must be positive")
+	}
+	return nil
 }
