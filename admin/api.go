@@ -17,6 +17,9 @@ const (
 	PathCluster  = "/api/v1/cluster"
 	PathShardMap = "/api/v1/shardmap"
 	PathGroups   = "/api/v1/groups"
+	PathCache    = "/api/v1/cache"
+	// PathCacheFlush (POST, a CacheFlushRequest body) makes cached replies unreachable.
+	PathCacheFlush = "/api/v1/cache/flush"
 )
 
 // maxRequestBody caps the body of an admin API request.
@@ -33,6 +36,57 @@ type API interface {
 	AddGroup(ctx context.Context, req GroupAddRequest) (ShardMapView, error)
 	// RemoveGroup publishes a new epoch of the map without the named group.
 	RemoveGroup(ctx context.Context, name string) (ShardMapView, error)
+	// Cache describes this node's read-through cache.
+	Cache(ctx context.Context) (CacheStatus, error)
+	// FlushCache makes cached replies unreachable, everywhere in the cluster: all of them, a
+	// table's, a customer's, or one customer's of one table.
+	FlushCache(ctx context.Context, req CacheFlushRequest) (CacheFlushResult, error)
+}
+
+// CacheStatus is the body of GET /api/v1/cache.
+type CacheStatus struct {
+	// Node is the name of the node that answered.
+	Node string `json:"node"`
+	// Enabled is false when no table is cacheable; the rest is then zero.
+	Enabled bool `json:"enabled"`
+	// Usable says cached reads are served now (Redis answers, or the node runs alone).
+	Usable bool `json:"usable"`
+	// RedisUp says Redis answered the last probe; false also without Redis.
+	RedisUp bool `json:"redis_up"`
+	// Tables are the cacheable tables and their TTLs.
+	Tables map[string]string `json:"tables,omitempty"`
+	// Entries and Bytes are held in this node's memory (L1).
+	Entries int64 `json:"entries"`
+	Bytes   int64 `json:"bytes"`
+	// Layers are hit counts and rates per layer since the node started.
+	Layers []CacheLayerStatus `json:"layers"`
+	// Misses are reads that went to Postgres; Fills the replies stored.
+	Misses int64 `json:"misses"`
+	Fills  int64 `json:"fills"`
+	// HitRate is hits over hits plus misses, all layers (0 before any read).
+	HitRate float64 `json:"hit_rate"`
+}
+
+// CacheLayerStatus is one cache layer's counts.
+type CacheLayerStatus struct {
+	Layer string `json:"layer"` // "l1" (memory) or "l2" (Redis)
+	Hits  int64  `json:"hits"`
+	// HitRate is this layer's hits over all lookups that reached it.
+	HitRate float64 `json:"hit_rate"`
+}
+
+// CacheFlushRequest is the body of POST /api/v1/cache/flush. Empty: everything.
+type CacheFlushRequest struct {
+	Table    string `json:"table,omitempty"`
+	Customer *int64 `json:"customer,omitempty"`
+}
+
+// CacheFlushResult says what a flush made unreachable.
+type CacheFlushResult struct {
+	// Generations is how many generation counters were bumped.
+	Generations int `json:"generations"`
+	// Scope describes it ("everything", "table invoices", "customer 42", ...).
+	Scope string `json:"scope"`
 }
 
 // ClusterStatus is the body of GET /api/v1/cluster.
@@ -148,6 +202,7 @@ const (
 	CodeEpochConflict = "epoch_conflict" // the map changed concurrently; retry
 	CodeNoCatalog     = "no_catalog"     // the node has no catalog: its map cannot change
 	CodeUnavailable   = "unavailable"    // a backend or the catalog could not be reached
+	CodeCacheOff      = "cache_off"      // no table is cacheable on this node
 	CodeInternal      = "internal"
 )
 
@@ -190,6 +245,21 @@ func (s *Server) routeAPI(mux *http.ServeMux, api API) {
 	})
 	mux.HandleFunc("DELETE "+PathGroups+"/{name}", func(w http.ResponseWriter, r *http.Request) {
 		v, err := api.RemoveGroup(r.Context(), r.PathValue("name"))
+		s.reply(w, r, v, err)
+	})
+	mux.HandleFunc("GET "+PathCache, func(w http.ResponseWriter, r *http.Request) {
+		v, err := api.Cache(r.Context())
+		s.reply(w, r, v, err)
+	})
+	mux.HandleFunc("POST "+PathCacheFlush, func(w http.ResponseWriter, r *http.Request) {
+		var req CacheFlushRequest
+		dec := json.NewDecoder(io.LimitReader(r.Body, maxRequestBody))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil && !errors.Is(err, io.EOF) {
+			s.reply(w, r, nil, Errorf(http.StatusBadRequest, CodeInvalid, "request body: %v", err))
+			return
+		}
+		v, err := api.FlushCache(r.Context(), req)
 		s.reply(w, r, v, err)
 	})
 }

@@ -96,6 +96,20 @@ func (c *Client) RemoveGroup(ctx context.Context, name string) (ShardMapView, er
 	return v, err
 }
 
+// Cache describes the node's read-through cache (GET /api/v1/cache).
+func (c *Client) Cache(ctx context.Context) (CacheStatus, error) {
+	var v CacheStatus
+	err := c.do(ctx, http.MethodGet, PathCache, nil, &v)
+	return v, err
+}
+
+// FlushCache makes cached replies unreachable cluster-wide (POST /api/v1/cache/flush).
+func (c *Client) FlushCache(ctx context.Context, req CacheFlushRequest) (CacheFlushResult, error) {
+	var v CacheFlushResult
+	err := c.do(ctx, http.MethodPost, PathCacheFlush, req, &v)
+	return v, err
+}
+
 // UnreachableError is a request that got no HTTP answer from the node: the connection was
 // refused, timed out or broke. Unwrap returns the transport's error, so errors.Is and
 // errors.As see the underlying net errors.

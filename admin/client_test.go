@@ -25,6 +25,18 @@ type fakeAPI struct {
 	added    []GroupAddRequest
 	removed  []string
 	requests int
+	flushed  []CacheFlushRequest
+}
+
+func (f *fakeAPI) Cache(context.Context) (CacheStatus, error) {
+	f.requests++
+	return CacheStatus{Node: "n1", Enabled: true, Entries: 7}, f.err
+}
+
+func (f *fakeAPI) FlushCache(_ context.Context, req CacheFlushRequest) (CacheFlushResult, error) {
+	f.requests++
+	f.flushed = append(f.flushed, req)
+	return CacheFlushResult{Generations: 1, Scope: "everything"}, f.err
 }
 
 func (f *fakeAPI) Cluster(context.Context) (ClusterStatus, error) {
@@ -153,6 +165,18 @@ func TestClientRoundTrip(t *testing.T) {
 	}
 	if api.requests != before {
 		t.Error("RemoveGroup(\"\") sent a request")
+	}
+	cs, err := c.Cache(ctx)
+	if err != nil || cs.Node != "n1" || !cs.Enabled || cs.Entries != 7 {
+		t.Errorf("Cache = %+v, %v", cs, err)
+	}
+	customer := int64(42)
+	flush := CacheFlushRequest{Table: "invoices", Customer: &customer}
+	if res, err := c.FlushCache(ctx, flush); err != nil || res.Scope != "everything" {
+		t.Errorf("FlushCache = %+v, %v", res, err)
+	}
+	if len(api.flushed) != 1 || !reflect.DeepEqual(api.flushed[0], flush) {
+		t.Errorf("node got FlushCache %+v, want %+v", api.flushed, flush)
 	}
 }
 

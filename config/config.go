@@ -98,6 +98,11 @@ type Cache struct {
 	// proxy (direct sessions, triggers, cascades): one node per writer, elected with an
 	// advisory lock. Default true when Tables is set; the writers need wal_level=logical.
 	ChangeFeed *bool `yaml:"change_feed"`
+	// ChangeFeedUser and ChangeFeedPassword log the change feed in to the writers; default:
+	// the health checker's. The role needs REPLICATION and must own the cacheable tables
+	// (it adds them to its publication), or be a superuser.
+	ChangeFeedUser     string `yaml:"change_feed_user"`
+	ChangeFeedPassword string `yaml:"change_feed_password"`
 	// Timeout bounds each Redis operation; a slower Redis counts as down. Default 200ms.
 	Timeout Duration `yaml:"timeout"`
 }

@@ -113,6 +113,9 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	c := &Cluster{PG: pg, log: opts.Log, cancel: cancel, errs: make(chan error, errorsPerNode*opts.Proxies)}
+	if err := c.startRedis(ctx, opts); err != nil {
+		return nil, errors.Join(err, c.Stop())
+	}
 	if err := c.startNodes(runCtx, opts, addrs, secret); err != nil {
 		return nil, errors.Join(err, c.Stop())
 	}
@@ -126,7 +129,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 			}
 		}
 	}
-	if err := c.startExtras(ctx, opts); err != nil {
+	if err := c.startInvoiced(ctx, opts); err != nil {
 		return nil, errors.Join(err, c.Stop())
 	}
 	return c, nil
@@ -208,6 +211,9 @@ func (c *Cluster) startNodes(ctx context.Context, opts Options, addrs []nodeAddr
 		cfg, err := nodeConfig(c.PG, i, addrs, secret, opts.Overlay)
 		if err != nil {
 			return fmt.Errorf("devcluster: proxy %s config: %w", nodeName(i), err)
+		}
+		if c.Redis != nil {
+			withDevCache(&cfg, c.Redis.Addr())
 		}
 		n := &Node{Name: cfg.NodeName, Addr: a.listen, Admin: a.admin, Gossip: a.gossip, Config: cfg, report: c.report}
 		c.Nodes = append(c.Nodes, n)

@@ -17,9 +17,8 @@ import (
 // invoicedStopTimeout bounds the graceful stop of the invoice service.
 const invoicedStopTimeout = 10 * time.Second
 
-// startExtras starts what runs beside the proxies once they are ready: Redis (when asked and
-// installed) and the invoice service (when asked), pointed at the first node.
-func (c *Cluster) startExtras(ctx context.Context, opts Options) error {
+// startRedis starts Redis, when asked and installed, before the proxies (their cache uses it).
+func (c *Cluster) startRedis(ctx context.Context, opts Options) error {
 	if opts.Redis {
 		dir := filepath.Join(opts.Dir, "redis")
 		if opts.Dir == "" {
@@ -35,13 +34,19 @@ func (c *Cluster) startExtras(ctx context.Context, opts Options) error {
 		r, err := pgtest.StartRedis(ctx, pgtest.RedisOptions{Dir: dir})
 		switch {
 		case errors.Is(err, pgtest.ErrNoRedisServer):
-			c.log.Warn("redis-server is not installed: running without Redis (rate limits per invoiced instance)", zap.Error(err))
+			c.log.Warn("redis-server is not installed: running without Redis (no result cache; rate limits per invoiced instance)", zap.Error(err))
 		case err != nil:
 			return fmt.Errorf("devcluster: %w", err)
 		default:
 			c.Redis = r
 		}
 	}
+	return nil
+}
+
+// startInvoiced starts the invoice service, when asked, once the proxies are ready, pointed
+// at the first node.
+func (c *Cluster) startInvoiced(ctx context.Context, opts Options) error {
 	if opts.Invoiced {
 		cfg := service.DefaultConfig()
 		cfg.DSN = c.Nodes[0].DSN()

@@ -124,3 +124,33 @@ func nodeName(i int) string { return fmt.Sprintf("p%d", i) }
 
 // hostPort is port on loopback.
 func hostPort(port int) string { return net.JoinHostPort(loopback, strconv.Itoa(port)) }
+
+// devCacheTables returns the invoice platform's tables the local cluster caches, with their
+// TTLs.
+func devCacheTables() map[string]time.Duration {
+	return map[string]time.Duration{
+		"customers":     10 * time.Minute,
+		"invoices":      5 * time.Minute,
+		"invoice_lines": 5 * time.Minute,
+		"payments":      5 * time.Minute,
+	}
+}
+
+// withDevCache turns the result cache on over redis for the invoice tables, unless the
+// overlay configured the cache itself. The change feed needs the database named.
+func withDevCache(cfg *config.Config, redis string) {
+	if cfg.Cache.Enabled() {
+		return
+	}
+	cfg.Cache.Redis.Addrs = []string{redis}
+	tables := devCacheTables()
+	cfg.Cache.Tables = make(map[string]config.Duration, len(tables))
+	for t, ttl := range tables {
+		cfg.Cache.Tables[t] = config.Duration(ttl)
+	}
+	if len(cfg.Databases) == 0 {
+		cfg.Databases = []config.Database{{Name: Database}}
+	}
+	// The local servers trust their superuser on loopback: it may replicate and publish.
+	cfg.Cache.ChangeFeedUser = pgtest.SuperUser
+}

@@ -23,6 +23,8 @@ const (
 	codeAdminShutdown      = "57P01"
 	codeCannotConnectNow   = "57P03"
 	codeInternal           = "XX000"
+	// codeInvalidParameterValue is invalid_parameter_value (a bad SET value).
+	codeInvalidParameterValue = "22023"
 )
 
 // clientError is an error the client is told about: a SQLSTATE, a message that says what to do,

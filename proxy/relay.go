@@ -201,6 +201,9 @@ func (s *session) finishAbandoned(sc *pool.Conn) {
 // handleServerFrame processes one reply other than a row. It reports whether the backend left
 // the session.
 func (s *session) handleServerFrame(sc *pool.Conn, f wire.Frame) bool {
+	if f.Type() == wire.ReadyForQuery && s.hasTouches.Load() {
+		f = s.bumpAtReady(sc, f)
+	}
 	s.mu.Lock()
 	s.wmu.Lock()
 	s.emitSynthHeadLockedW()
@@ -510,6 +513,7 @@ func (s *session) serverReadFailed(sc *pool.Conn, err error) {
 		return
 	}
 	gone := s.clientGone
+	s.bumpLostLocked()
 	s.server = nil
 	s.copyIn = false
 	s.advisory, s.pinReason = 0, ""

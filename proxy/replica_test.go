@@ -127,6 +127,7 @@ func TestReplicaReads(t *testing.T) {
 			targets := hc.ReadTargets("g2", 0, nil)
 			return len(targets) > 0 && targets[0] == g2.Replicas[0].Addr()
 		})
+		p.waitProxySeesReplicas(t, g2, time.Now()) // and the proxy to know it has the new functions
 		for fn, want := range map[string]int{"note_len": g2.Replicas[0].Port, "note_vol": g2.Writer.Port} {
 			// A connection each: a call of the volatile one counts as the session's write, and
 			// the session's next reads of g2 would rightly go to the writer.

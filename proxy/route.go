@@ -35,6 +35,9 @@ type routeTarget struct {
 	read bool
 	// shards names the request's shards, for error messages.
 	shards shardmap.ShardSet
+	// minLSN is a replay position a replica needs for this read beyond the session's own
+	// (a cache fill's generations).
+	minLSN uint64
 }
 
 // currentMap returns the shard map as the session's database sees it.
@@ -102,7 +105,7 @@ func (s *session) targetFor(plan *router.Plan, m *shardmap.Map) (routeTarget, *c
 	s.mu.Lock()
 	inTx := s.virtualTx != 0 || (s.server != nil && s.txStatus != 'I')
 	s.mu.Unlock()
-	t.writer = !t.read || inTx
+	t.writer = !t.read || inTx || s.strong || s.cacheOff
 	if t.read && !inTx && t.group != anyGroup {
 		if _, writerOnly := s.ownWrite(m.Groups[t.group].Name); writerOnly {
 			t.writer = true
@@ -293,7 +296,13 @@ func (s *session) attach(t routeTarget) (*pool.Conn, *poolEntry, routeTarget, er
 		// with every transaction.
 		s.readTurn++
 		minLSN, _ := s.ownWrite(g.Name)
-		candidates = hc.ReadTargetsFrom(g.Name, minLSN, s.key.pid+s.readTurn, s.candidates[:0])
+		minLSN = max(minLSN, t.minLSN, s.seenLSN[g.Name])
+		if ddl, known := s.srv.topo.ddlLSN(g.Name); known {
+			minLSN = max(minLSN, ddl)
+			candidates = hc.ReadTargetsFrom(g.Name, minLSN, s.key.pid+s.readTurn, s.candidates[:0])
+		} else {
+			candidates = append(s.candidates[:0], hc.Writer(g.Name)) // a replica may lack the new schema
+		}
 	}
 	s.candidates = candidates
 	var lastErr error
@@ -413,6 +422,12 @@ func raiseStatement(ce *clientError) string {
 // noteWriteLocked remembers that a write through this session committed on the attached
 // backend's group (at its release), for read-your-writes (s.mu held).
 func (s *session) noteWriteLocked() {
+	if s.ranDDL {
+		if s.srvWriter && s.curMap != nil && s.srvGroup >= 0 && s.srvGroup < len(s.curMap.Groups) {
+			s.srv.topo.noteDDL(s.curMap.Groups[s.srvGroup].Name)
+		}
+		s.ranDDL = false
+	}
 	if !s.wrote || !s.srvWriter || s.curMap == nil || s.srvGroup < 0 || s.srvGroup >= len(s.curMap.Groups) {
 		return
 	}

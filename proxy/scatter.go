@@ -31,6 +31,13 @@ type proxyPortal struct {
 	executed  bool          // an Execute ran it
 	// describeOnly: run only far enough to describe the rows (a Describe without Execute).
 	describeOnly bool
+	// cache is set for a read the cache may answer; capture collects a scatter's merged
+	// reply for the fill.
+	cache   *cacheRead
+	capture *replyCapture
+	// bindFrame is the client's Bind of a cacheable portal, sent to a backend after all when
+	// the portal cannot be cached after all (rebindUncached).
+	bindFrame []byte
 }
 
 // newProxyPortal makes the portal for a Bind of a statement the proxy runs itself: it keeps
@@ -86,9 +93,12 @@ func (s *session) runProxyQuery(pp *proxyPortal, simple bool) error {
 		s.mu.Unlock()
 	}()
 	var ce *clientError
-	if pp.plan.Target == router.TargetAllGroups {
+	switch {
+	case pp.cache != nil && !pp.describeOnly:
+		ce = s.cachedRead(pp, simple)
+	case pp.plan.Target == router.TargetAllGroups:
 		ce = s.broadcast(pp, !simple && pp.describe)
-	} else {
+	default:
 		ce = s.scatter(pp, simple)
 	}
 	if ce != nil {
@@ -234,7 +244,11 @@ func (s *session) scatter(pp *proxyPortal, simple bool) (ce *clientError) {
 			return newClientError(codeFeatureNotSupp, err.Error())
 		}
 		_, writerOnly := s.ownWrite(name)
-		t := routeTarget{group: gi, read: true, writer: writerOnly}
+		t := routeTarget{group: gi, read: true, writer: writerOnly || s.strong || s.cacheOff}
+		if pp.cache != nil {
+			need, w := pp.cache.needOf(gi)
+			t.minLSN, t.writer = need, t.writer || w
+		}
 		sc, entry, _, err := s.attach(t)
 		if err != nil {
 			return asClientError(err)
@@ -278,14 +292,23 @@ func (s *session) scatter(pp *proxyPortal, simple bool) (ce *clientError) {
 		sources[i] = g
 	}
 	s.wmu.Lock()
-	if simple || pp.describe {
-		s.writeClient(merger.RowDescription(nil))
+	if simple || pp.describe || pp.capture != nil {
+		rd := merger.RowDescription(nil)
+		if pp.capture != nil {
+			pp.capture.add(rd)
+		}
+		if simple || pp.describe {
+			s.writeClient(rd)
+		}
 	}
 	if pp.describeOnly {
 		s.wmu.Unlock()
 		return nil
 	}
 	rows, err := merger.Run(sources, func(frame []byte) error {
+		if pp.capture != nil {
+			pp.capture.add(frame)
+		}
 		s.writeClient(frame)
 		return s.out.Err()
 	})
@@ -298,7 +321,11 @@ func (s *session) scatter(pp *proxyPortal, simple bool) (ce *clientError) {
 		}
 		return mergeClientError(err)
 	}
-	s.writeClient(commandCompleteFrame("SELECT " + strconv.FormatInt(rows, 10)))
+	cc := commandCompleteFrame("SELECT " + strconv.FormatInt(rows, 10))
+	if pp.capture != nil {
+		pp.capture.add(cc)
+	}
+	s.writeClient(cc)
 	_ = s.out.Flush()
 	s.wmu.Unlock()
 	s.srv.metrics.queryDuration.Observe(time.Since(start).Seconds())
@@ -341,6 +368,12 @@ func (s *session) groupError(g *groupConn, err error) *clientError {
 // applied the statement and which did not run it.
 func (s *session) broadcast(pp *proxyPortal, noData bool) *clientError {
 	defer s.srv.topo.schemaChanged(s.db.BackendName)
+	defer s.bumpBroadcast(&pp.plan, pp.m)
+	defer func() {
+		for gi := range pp.m.Groups {
+			s.srv.topo.noteDDL(pp.m.Groups[gi].Name)
+		}
+	}()
 	m := pp.m
 	var replies [][]byte
 	var applied []string

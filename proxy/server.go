@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/shardwire/shardwire/cache"
 	"github.com/shardwire/shardwire/config"
 	"github.com/shardwire/shardwire/proxy/auth"
 	"github.com/shardwire/shardwire/proxy/health"
@@ -43,8 +44,13 @@ type Server struct {
 	// catalog is the shard map catalog; nil without one, or before Start.
 	catalog atomic.Pointer[shardmap.Catalog]
 	topo    *topology
-	bgOnce  sync.Once
-	reg     prometheus.Registerer
+	// cache is the read-through cache; nil when no table is cacheable. cacheHook is a test
+	// hook (SetCacheHook); keyBuilders recycles cache key hashers.
+	cache       *cache.Cache
+	cacheHook   func(stage, sql string)
+	keyBuilders sync.Pool
+	bgOnce      sync.Once
+	reg         prometheus.Registerer
 
 	readBuffers  *wire.BufferPool
 	writeBuffers *wire.BufferPool
@@ -129,6 +135,14 @@ func New(cfg config.Config, log *zap.Logger, reg prometheus.Registerer) (*Server
 		s.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	s.metrics = newMetrics(reg, s.poolList)
+	if cfg.Cache.Enabled() {
+		c, err := cache.New(cache.Options{Config: cfg.Cache, Log: log.Named("cache"), Registry: reg, Clustered: cfg.Cluster.Bind != ""})
+		if err != nil {
+			return nil, fmt.Errorf("cache: %w", err)
+		}
+		s.cache = c
+		s.keyBuilders.New = func() any { return cache.NewKeyBuilder() }
+	}
 	return s, nil
 }
 
@@ -223,6 +237,12 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	s.topo.health.CheckNow(ctx)
 	go s.topo.health.Run(ctx)
+	if s.cache != nil {
+		go s.cache.Run(ctx)
+		if cfg.Cache.ChangeFeedEnabled() {
+			s.startChangeFeeds(ctx)
+		}
+	}
 	return nil
 }
 
@@ -318,6 +338,9 @@ func (s *Server) Close() {
 	s.wg.Wait()
 	for _, e := range s.poolList() {
 		e.pool.Close()
+	}
+	if s.cache != nil {
+		_ = s.cache.Close()
 	}
 }
 

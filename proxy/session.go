@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/shardwire/shardwire/cache"
 	"github.com/shardwire/shardwire/config"
 	"github.com/shardwire/shardwire/proxy/pool"
 	"github.com/shardwire/shardwire/proxy/wire"
@@ -65,6 +66,24 @@ type session struct {
 	localShardKey    int64
 	hasLocalShardKey bool
 	lastWrite        map[string]time.Time // group name → when a write of this session last committed there
+	// seenLSN is, per group, the replay position of data this session was served from the
+	// cache: its later replica reads of the group wait for it (monotonic reads).
+	seenLSN map[string]uint64
+	// strong: SET shardwire.consistency = 'strong' — reads go to writers, never the cache.
+	strong bool
+	// cacheOff: the current request is a cacheable read while the cache cannot be used
+	// (Redis unreachable): it reads on the writer, which keeps the cache's guarantees
+	// (monotonic reads, the staleness bound) through the outage.
+	cacheOff bool
+	// directUntil: until then the session's cacheable reads stay on the writer (readDirect).
+	directUntil time.Time
+	// ownKey and ownEntry are the last cache key whose fill lost to another reply than the
+	// one this session was sent, and that reply: its later reads of the key get it again.
+	ownKey   cache.Key
+	ownEntry []byte
+	// ranDDL: a DDL was sent since the backend was attached; its release marks the group
+	// (topology.noteDDL) so that this node's replica reads wait for the new schema (s.mu).
+	ranDDL bool
 
 	mu          sync.Mutex
 	writingDone *sync.Cond    // signalled when writing turns false
@@ -84,9 +103,13 @@ type session struct {
 	batch       []router.SettingChange
 	batchFailed bool
 	txEndTag    string // "COMMIT" or "ROLLBACK" seen since the last ReadyForQuery
-	advisory    int    // session advisory locks held
-	pinReason   string
-	attachedAt  time.Time
+	// touches are what forwarded writes change, bumped in the cache when their transaction
+	// ends (cachewrite.go); hasTouches says there are any without taking mu.
+	touches    []posTouch
+	hasTouches atomic.Bool
+	advisory   int // session advisory locks held
+	pinReason  string
+	attachedAt time.Time
 	// Routing state under mu.
 	srvGroup       int    // group index of the attached backend in curMap
 	srvWriter      bool   // the attached backend is its group's writer
@@ -252,7 +275,11 @@ func (s *session) handleQuery(f wire.Frame) error {
 			return nil
 		}
 	}
-	if tag, ok := s.shardKeySetting(sql); ok {
+	if tag, ce, ok := s.proxySetting(sql); ok {
+		if ce != nil {
+			s.localError(ce, true)
+			return nil
+		}
 		s.reply(commandCompleteFrame(tag))
 		s.reply(nil)
 		return nil
@@ -262,6 +289,9 @@ func (s *session) handleQuery(f wire.Frame) error {
 	plan := s.srv.topo.router.Route(bytesToString(sql), s.routerSession(), m)
 	if s.refused(&plan, true) {
 		return nil
+	}
+	if req := s.cacheRequest(&plan, m); req != nil {
+		return s.runProxyQuery(&proxyPortal{sql: string(sql), plan: plan, m: m, describe: true, cache: req}, true)
 	}
 	switch plan.Target {
 	case router.TargetScatter, router.TargetAllGroups:
@@ -283,6 +313,8 @@ func (s *session) handleQuery(f wire.Frame) error {
 		return s.beginFailed(err, true)
 	}
 	sc.UnnamedOwner = nil // a simple query drops the backend's unnamed statement
+	s.noteWriteTouchesLocked(&plan, m)
+	s.ranDDL = s.ranDDL || plan.Kind == router.KindDDL
 	s.queue.push(pending{kind: pendQuery, effects: eff, start: time.Now()})
 	s.mu.Unlock()
 	return s.write(sc, f)
@@ -510,11 +542,14 @@ func (s *session) handleBind(f wire.Frame) error {
 		if s.refused(&plan, false) {
 			return nil
 		}
-		switch plan.Target {
-		case router.TargetScatter, router.TargetAllGroups:
+		req := s.cacheRequest(&plan, m)
+		if req != nil || plan.Target == router.TargetScatter || plan.Target == router.TargetAllGroups {
 			pp, err := newProxyPortal(string(query), plan, m, parse, f)
 			if err != nil {
 				return s.protocolViolation("malformed Bind message")
+			}
+			if pp.cache = req; req != nil {
+				pp.bindFrame = append([]byte(nil), f...)
 			}
 			s.addProxyPortal(string(portal), pp)
 			s.reply(bindCompleteFrame)
@@ -528,10 +563,23 @@ func (s *session) handleBind(f wire.Frame) error {
 		if plan.Kind == router.KindDDL {
 			defer s.srv.topo.schemaChanged(s.db.BackendName)
 		}
+		return s.sendBind(f, portal, stmtName, params, st, t, &plan, m, actForward)
 	}
+	return s.sendBind(f, portal, stmtName, params, st, t, nil, nil, actForward)
+}
+
+// sendBind forwards a Bind to the backend for t (with the Parse of its statement when the
+// backend lacks it); act is what becomes of its BindComplete. plan, when known, records the
+// write's tables for the cache.
+func (s *session) sendBind(f wire.Frame, portal, stmtName, params []byte, st *statement, t routeTarget,
+	plan *router.Plan, m *shardmap.Map, act pendingAction) error {
 	sc, err := s.begin(t)
 	if err != nil {
 		return s.beginFailed(err, false)
+	}
+	if plan != nil {
+		s.noteWriteTouchesLocked(plan, m)
+		s.ranDDL = s.ranDDL || plan.Kind == router.KindDDL
 	}
 	buf := s.scratch[:0]
 	var eff router.SessionEffects
@@ -550,7 +598,7 @@ func (s *session) handleBind(f wire.Frame) error {
 	} else {
 		buf = append(buf, f...) // unknown to the proxy: let the backend report it
 	}
-	s.queue.push(pending{kind: pendBind})
+	s.queue.push(pending{kind: pendBind, action: act})
 	s.mu.Unlock()
 	s.trackPortal(portal, eff)
 	s.scratch = buf
@@ -629,8 +677,16 @@ func (s *session) handleExecute(f wire.Frame) error {
 		return s.protocolViolation("malformed Execute message")
 	}
 	if pp := s.proxyPortals[string(portal)]; pp != nil {
-		pp.executed = true
-		return s.runProxyQuery(pp, false)
+		if pp.cache == nil || executeMaxRows(f) == 0 {
+			pp.executed = true
+			return s.runProxyQuery(pp, false)
+		}
+		// A row limit suspends the portal between Executes: the backend must hold it.
+		delete(s.proxyPortals, string(portal))
+		s.srv.cache.Bypass(bypassPortal)
+		if err := s.rebindUncached(pp); err != nil {
+			return err
+		}
 	}
 	var eff *router.SessionEffects
 	if len(s.portals) > 0 {

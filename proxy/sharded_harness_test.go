@@ -69,6 +69,12 @@ func execAll(t testing.TB, c *pgx.Conn, stmts ...string) {
 func (p *testProxy) waitReplicasCaughtUp(t testing.TB) {
 	t.Helper()
 	ctx := context.Background()
+	start := time.Now()
+	defer func() {
+		for _, g := range p.cluster.Groups {
+			p.waitProxySeesReplicas(t, g, start)
+		}
+	}()
 	for _, g := range p.cluster.Groups {
 		w := connect(t, g.Writer.SuperDSN("postgres"))
 		var lsn string
@@ -84,4 +90,20 @@ func (p *testProxy) waitReplicasCaughtUp(t testing.TB) {
 			})
 		}
 	}
+}
+
+// waitProxySeesReplicas waits until the proxy would read g on a replica that has what g's
+// writer had at since: after DDL through the proxy, its replica reads wait for a health check
+// of the writer that started later, and for a replica that replayed that position.
+func (p *testProxy) waitProxySeesReplicas(t testing.TB, g *pgtest.Group, since time.Time) {
+	t.Helper()
+	hc := p.srv.topo.health
+	waitFor(t, 30*time.Second, "the health checker to see "+g.Name+"'s replicas caught up", func() bool {
+		lsn, ok := hc.WriterLSNAfter(g.Name, since)
+		if !ok {
+			return false
+		}
+		targets := hc.ReadTargets(g.Name, lsn, nil)
+		return len(g.Replicas) == 0 || (len(targets) > 0 && targets[0] != hc.Writer(g.Name))
+	})
 }

@@ -34,6 +34,23 @@ type topology struct {
 	// dbMaps holds, per backend database, a *dbMap: the current map with Tables resolved. It
 	// is rebuilt when the epoch changes or DDL ran through the proxy.
 	dbMaps sync.Map
+	// ddlAt holds, per group name, the time.Time the last DDL through this node committed
+	// there: replicas serve reads only once they replayed it (ddlLSN).
+	ddlAt sync.Map
+}
+
+// noteDDL records that a DDL committed on group (now).
+func (t *topology) noteDDL(group string) { t.ddlAt.Store(group, time.Now()) }
+
+// ddlLSN returns the WAL position a replica of group must have replayed to have every DDL
+// this node ran there, and ok=false while no health check since the last one has told it
+// (then only the writer has it for sure).
+func (t *topology) ddlLSN(group string) (lsn uint64, ok bool) {
+	v, found := t.ddlAt.Load(group)
+	if !found {
+		return 0, true
+	}
+	return t.health.WriterLSNAfter(group, v.(time.Time))
 }
 
 // dbMap is the shard map as one database sees it.
@@ -89,6 +106,7 @@ func (t *topology) mapFor(db string, load func(context.Context) (schemaInfo, err
 	m.Tables = shardmap.ResolveTables(cur.Rules, info.columns)
 	m.KeyIndex = shardmap.KeyIndexes(m.Tables, info.columns)
 	m.ReadOnlyFunctions = info.readOnlyFunctions
+	m.ImmutableFunctions = info.immutableFunctions
 	if err != nil {
 		t.log.Warn("could not read the schema to find sharded tables; using named rules only", zap.String("database", db), zap.Error(err))
 	}
@@ -119,10 +137,18 @@ JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND p.prokind = 'f'
 GROUP BY 1 HAVING bool_and(p.provolatile <> 'v')`
 
+// immutableFunctionsQuery lists the database's own functions whose every overload is
+// IMMUTABLE: the only ones a cached statement may call.
+const immutableFunctionsQuery = `SELECT lower(p.proname) FROM pg_catalog.pg_proc p
+JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND p.prokind IN ('f', 'a')
+GROUP BY 1 HAVING bool_and(p.provolatile = 'i')`
+
 // schemaInfo is what routing needs of a database's schema.
 type schemaInfo struct {
-	columns           map[string][]string // table → its columns in order, lower case
-	readOnlyFunctions map[string]bool
+	columns            map[string][]string // table → its columns in order, lower case
+	readOnlyFunctions  map[string]bool
+	immutableFunctions map[string]bool
 }
 
 // readSchema reads a database's schema on a backend the caller owns.
@@ -146,6 +172,16 @@ func readSchema(sc *pool.Conn, budget time.Duration) (schemaInfo, error) {
 	for _, r := range funcs {
 		if len(r) == 1 {
 			info.readOnlyFunctions[r[0]] = true
+		}
+	}
+	immutable, err := queryText(sc, immutableFunctionsQuery, budget)
+	if err != nil {
+		return schemaInfo{}, err
+	}
+	info.immutableFunctions = make(map[string]bool, len(immutable))
+	for _, r := range immutable {
+		if len(r) == 1 {
+			info.immutableFunctions[r[0]] = true
 		}
 	}
 	return info, nil

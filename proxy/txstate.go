@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"fmt"
 	"regexp"
 	"strconv"
 
@@ -68,6 +69,36 @@ func (s *session) abortedVirtualTx(plan *router.Plan, simple bool) bool {
 
 // shardKeySet matches SET [SESSION|LOCAL] shardwire.shard_key {=|TO} n and RESET.
 var shardKeySet = regexp.MustCompile(`(?is)^\s*(?:(set)\s+(?:(session|local)\s+)?shardwire\.shard_key\s*(?:=|\s+to\s+)\s*'?\s*(-?\d+|default)\s*'?|(reset)\s+shardwire\.shard_key)\s*;?\s*$`)
+
+// consistencySet matches SET [SESSION] shardwire.consistency {=|TO} value and RESET.
+var consistencySet = regexp.MustCompile(`(?is)^\s*(?:set\s+(?:session\s+)?shardwire\.consistency\s*(?:=|\s+to\s+)\s*'?\s*([a-z]+)\s*'?|(reset)\s+shardwire\.consistency)\s*;?\s*$`)
+
+// proxySetting handles the settings the proxy keeps itself (the backends never see them):
+// shardwire.shard_key and shardwire.consistency. It returns the command tag, or ok=false for
+// any other statement; a bad value is an error for the client.
+func (s *session) proxySetting(sql []byte) (tag string, ce *clientError, ok bool) {
+	if !bytes.Contains(sql, []byte("shardwire.")) && !bytes.Contains(sql, []byte("SHARDWIRE.")) {
+		return "", nil, false
+	}
+	if m := consistencySet.FindSubmatch(sql); m != nil {
+		if m[2] != nil {
+			s.strong = false
+			return "RESET", nil, true
+		}
+		switch string(bytes.ToLower(m[1])) {
+		case "strong":
+			s.strong = true
+		case "default", "eventual":
+			s.strong = false
+		default:
+			return "", newClientError(codeInvalidParameterValue, fmt.Sprintf("invalid value for shardwire.consistency: %q", m[1])).
+				withHint("use 'strong' (reads on writers, no cache) or 'default'"), true
+		}
+		return "SET", nil, true
+	}
+	tag, ok = s.shardKeySetting(sql)
+	return tag, nil, ok
+}
 
 // shardKeySetting handles SET/RESET shardwire.shard_key in the proxy (the backends never see
 // it) and returns the command tag. ok is false for any other statement.

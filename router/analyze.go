@@ -45,6 +45,10 @@ type stmtInfo struct {
 	into               bool // SELECT INTO
 	modifying          bool // INSERT/UPDATE/DELETE/MERGE, also inside a CTE
 	unknownFunc        bool // calls a function not known to be read-only
+	volatile           bool // calls a function not known to be immutable, or samples a table
+	system             bool // names a catalog or temporary relation
+	relRefs            int  // relation references (tables, CTE names) named
+	inexact            bool // the rows are not those of one relation restricted by its keys
 	roots              []int32
 	required           []int32
 	keyless            bool // a part that must have a key has none (INSERT without the key)
@@ -115,6 +119,10 @@ func (b *builder) walk(m proto.Message) {
 		return
 	case *pg.FuncCall:
 		b.funcCall(x)
+	case *pg.SQLValueFunction:
+		b.info.volatile = true // CURRENT_USER, CURRENT_DATE, LOCALTIME, ...
+	case *pg.SubLink:
+		b.info.inexact = true
 	case *pg.JoinExpr, *pg.RangeSubselect, *pg.RangeFunction, *pg.RangeTableSample:
 		b.fromItemMsg(x)
 		return
@@ -161,6 +169,10 @@ func (b *builder) walkAll(ns []*pg.Node) {
 func (b *builder) tableRef(rv *pg.RangeVar) (name, keyCol string, isTable bool) {
 	if rv == nil {
 		return "", "", false
+	}
+	b.info.relRefs++
+	if cacheSystemTable(strings.ToLower(rv.Schemaname), strings.ToLower(rv.Relname)) {
+		b.info.system = true
 	}
 	if rv.Schemaname == "" && rv.Catalogname == "" {
 		if _, ok := b.cte(rv.Relname); ok {

@@ -3,8 +3,8 @@ package router
 import "github.com/shardwire/shardwire/shardmap"
 
 // bindText checks that sql has t's shape and, on the way, folds sql's key literals into acc
-// (which holds the leaves' initial values) and, when scanHints is set, records the first
-// shard_key hint comment of each statement in hints. It returns false, leaving acc and hints
+// (which holds the leaves' initial values) and, when scanHints is set, records the hint
+// comments of each statement in hints (see hint.scan). It returns false, leaving acc and hints
 // in an undefined state, when sql is not of t's shape.
 func (t *template) bindText(sql string, src *tokenSource, acc []leafAcc, hints []hint, scanHints bool) bool {
 	shape := t.shape
@@ -15,8 +15,8 @@ func (t *template) bindText(sql string, src *tokenSource, acc []leafAcc, hints [
 			for stmt+1 < len(t.stmts) && t.stmts[stmt+1].startTok <= tokIdx {
 				stmt++
 			}
-			if gap < tk.start && !hints[stmt].set {
-				hints[stmt] = hintIn(sql[gap:tk.start])
+			if gap < tk.start {
+				hints[stmt].scan(sql[gap:tk.start])
 			}
 		}
 		if tk.kind == tokEOF {
@@ -105,6 +105,7 @@ type stmtResult struct {
 	shards shardmap.ShardSet
 	merge  *MergeSpec
 	err    *RouteError
+	keyed  bool // target TargetShards decided by the statement's own keys (no hint)
 }
 
 // evalStmt plans statement st given its leaves' values and hint.
@@ -138,7 +139,7 @@ func (t *template) evalStmt(st *stmtTemplate, acc []leafAcc, h hint, sess Sessio
 				}
 			}
 			if keyed {
-				r.shards = set
+				r.shards, r.keyed = set, true
 				return t.checkMoves(st, acc, r)
 			}
 		}
@@ -175,17 +176,35 @@ func (t *template) checkMoves(st *stmtTemplate, acc []leafAcc, r stmtResult) stm
 func (t *template) plan(acc []leafAcc, hints []hint, sess Session, m *shardmap.Map) Plan {
 	p := Plan{Kind: t.kind, Tables: t.tables, Statements: len(t.stmts), TxControl: t.tx}
 	if len(t.stmts) == 0 {
-		p.Target = TargetAny
+		p.Target, p.NoCache = TargetAny, NoCacheStatement
 		return p
 	}
 	if len(t.stmts) == 1 {
-		r := t.evalStmt(&t.stmts[0], acc, hintOf(hints, 0), sess)
+		st := &t.stmts[0]
+		h := hintOf(hints, 0)
+		r := t.evalStmt(st, acc, h, sess)
 		p.Target, p.Err, p.Merge = r.target, r.err, r.merge
 		if r.target == TargetShards {
 			p.Shards = r.shards
+			if r.keyed && st.exact && st.root >= 0 {
+				if !evalKeys(t.nodes, acc, st.root, &p.Keys) {
+					p.Keys = KeySet{}
+				}
+			}
+		}
+		switch {
+		case r.target == TargetReject:
+			p.NoCache = NoCacheStatement
+		case st.noCache != CacheOK:
+			p.NoCache = st.noCache
+		case h.noCache:
+			p.NoCache = NoCacheHint
+		default:
+			p.CacheTTL = h.ttl
 		}
 		return p
 	}
+	p.NoCache = NoCacheStatement
 	var shards shardmap.ShardSet
 	var anyShards, anyDefault, defaultData, allGroups bool
 	for i := range t.stmts {

@@ -125,7 +125,8 @@ func (b *builder) dml(kind Kind) stmtTemplate {
 		return reject(kind, in.staticErr)
 	}
 	st := stmtTemplate{kind: kind, target: TargetShards, root: -1, required: in.required,
-		keyless: in.keyless, checks: in.checks, fallback: TargetReject}
+		keyless: in.keyless, checks: in.checks, fallback: TargetReject,
+		exact: in.relRefs == 1 && !in.inexact && !in.unknownFunc}
 	if len(in.roots) > 0 {
 		st.root = b.t.combineAll(keyAny, in.roots)
 	}

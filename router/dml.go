@@ -59,6 +59,10 @@ func (b *builder) insertStmt(s *pg.InsertStmt) {
 	defer b.popLevel()
 	b.addRel(relOf(s.Relation, table, keyCol))
 	if oc := s.OnConflictClause; oc != nil {
+		if oc.Action == pg.OnConflictAction_ONCONFLICT_UPDATE {
+			// The conflicting row may be another customer's.
+			b.info.inexact = true
+		}
 		b.addRel(relRef{name: "excluded", keyCol: keyCol, keyNode: -1})
 		b.walk(oc.Infer)
 		b.assignments(oc.TargetList, table, keyCol)
@@ -103,6 +107,7 @@ func (b *builder) insertSource(n *pg.Node, idx int, keyCol string) (int32, bool)
 		}
 		return b.newLeaf(keyCol, vals), true
 	}
+	b.info.inexact = true // INSERT ... SELECT: the rows come from a query
 	if sel.Op != pg.SetOperation_SETOP_NONE || len(sel.ValuesLists) > 0 {
 		b.walk(n)
 		return -1, false
@@ -161,6 +166,7 @@ func (b *builder) assignments(list []*pg.Node, table, keyCol string) {
 		if _, ok := b.keyColumn(rt.Val); ok && len(rt.Indirection) == 0 {
 			continue
 		}
+		b.info.inexact = true // rows may move to another customer
 		if v, ok := b.scalarValue(rt.Val); ok && len(rt.Indirection) == 0 {
 			node := b.newLeaf(keyCol, []valueRef{v})
 			b.info.checks = append(b.info.checks, b.t.nodes[node].leaf)

@@ -18,4 +18,12 @@
 // cached by statement shape, so a statement seen before is planned without a parse and
 // without allocating. ScatterSQL rewrites a scatter for one group (restricted to the shards it
 // owns). Golden files in testdata pin the plans. Everything here is safe for concurrent use.
+//
+// For the read-through cache a Plan also says which exact shard-key values the statement's
+// rows are restricted to (Keys, a KeySet), and whether the statement itself lets its result be
+// cached (NoCache: not one plain read, a function that is not IMMUTABLE, a locking clause, a
+// catalog or temporary relation, a /* nocache */ comment) and for how long a
+// /* cache ttl=30s */ comment asks (CacheTTL). The built-in immutable functions are generated
+// from a real server's pg_catalog (immutable_functions.go, by TestImmutableFunctions -update);
+// the database's own come from the map (shardmap.Map.ImmutableFunctions).
 package router

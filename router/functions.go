@@ -6,7 +6,8 @@ import (
 	pg "github.com/pganalyze/pg_query_go/v6"
 )
 
-// funcCall notes a call of a function not known to be read-only.
+// funcCall notes a call of a function not known to be read-only, or not known to be
+// immutable.
 func (b *builder) funcCall(fc *pg.FuncCall) {
 	var schema, name string
 	switch names := fc.GetFuncname(); len(names) {
@@ -15,8 +16,11 @@ func (b *builder) funcCall(fc *pg.FuncCall) {
 	case 2:
 		schema, name = names[0].GetString_().GetSval(), names[1].GetString_().GetSval()
 	default:
-		b.info.unknownFunc = true
+		b.info.unknownFunc, b.info.volatile = true, true
 		return
+	}
+	if !b.immutableCall(schema, name) {
+		b.info.volatile = true
 	}
 	builtin := (schema == "" || schema == "pg_catalog") && readOnlyFunction(name)
 	if !builtin && !(b.m != nil && b.m.ReadOnlyFunctions[strings.ToLower(name)]) {

@@ -11,22 +11,42 @@ import (
 // predicate or insert column: `customer_id = v`, `customer_id IN (v1, v2)`, `= ANY(array)`,
 // or the key values of every row an INSERT writes. Its values are found at plan time — in
 // literal tokens of the text, in bound parameters, or fixed in the statement — and folded into
-// a leafAcc: the union of their shards, or a flag saying a value is not an integer, is NULL,
-// or cannot be known (a parameter in a simple query).
+// a leafAcc: the union of their shards and, while they are few, the values themselves, or a
+// flag saying a value is not an integer, is NULL, or cannot be known (a parameter in a simple
+// query).
 
 // leafAcc accumulates the values of one key leaf.
 type leafAcc struct {
 	set   shardmap.ShardSet
 	flags uint8
+	keys  KeySet // the distinct values, unless accMany
 }
 
 const (
 	accNull    uint8 = 1 << iota // a value is NULL
 	accBad                       // a value is not an integer
 	accUnknown                   // a value cannot be known here
+	accMany                      // more than MaxExactKeys distinct values: keys is incomplete
 )
 
-func (a *leafAcc) addInt(v int64) { a.set = a.set.Add(shardmap.ShardOf(v)) }
+func (a *leafAcc) addInt(v int64) {
+	a.set = a.set.Add(shardmap.ShardOf(v))
+	if a.flags&accMany == 0 && !a.keys.add(v) {
+		a.flags |= accMany
+	}
+}
+
+// merge folds in the values and flags of o.
+func (a *leafAcc) merge(o leafAcc) {
+	a.set |= o.set
+	a.flags |= o.flags
+	if a.flags&accMany != 0 {
+		return
+	}
+	if !a.keys.unionWith(&o.keys) {
+		a.flags |= accMany
+	}
+}
 
 // addNumber folds in a numeric literal token's text, negated when neg is set.
 func (a *leafAcc) addNumber(text string, neg bool) {

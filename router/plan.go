@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/shardwire/shardwire/shardmap"
 )
@@ -139,6 +140,22 @@ type Plan struct {
 	// TxControl holds the flags of transaction control inside a multi-statement string
 	// (Begin/Commit/Rollback seen), so the proxy can track the transaction state.
 	TxControl TxFlags `json:"tx_control,omitempty"`
+	// NoCache says why the statement's result may not be cached, as far as the statement
+	// itself decides (CacheOK when it may); it is never CacheOK for TargetReject.
+	NoCache NoCacheReason `json:"no_cache,omitzero"`
+	// CacheTTL is the time to live a /* cache ttl=30s */ comment asks for (0 when there is
+	// none or it is malformed, and whenever NoCache is not CacheOK).
+	CacheTTL time.Duration `json:"cache_ttl,omitzero"`
+	// Keys, when exact, are the shard-key values the statement's rows are provably
+	// restricted to (a read's rows, or the rows a write changes): set only for one statement
+	// on TargetShards routed by keys it states itself (literals or bound parameters, not a
+	// shard_key hint nor the session's key), naming one relation once (no join, subquery,
+	// CTE, set operation), calling no function that may write (one not known read-only),
+	// whose key predicates give at most MaxExactKeys values — and for an INSERT, only with
+	// VALUES rows and no ON CONFLICT DO UPDATE, and for an UPDATE only when it does not set
+	// the key. Whether the rows changed by triggers or cascades are restricted too, the
+	// router cannot know.
+	Keys KeySet `json:"keys,omitzero"`
 }
 
 // TxFlags records transaction-control statements inside one simple-query string.

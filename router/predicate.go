@@ -291,8 +291,7 @@ func (b *builder) newLeaf(col string, vals []valueRef) int32 {
 	for _, v := range vals {
 		switch v.kind {
 		case valFixed:
-			spec.init.set |= v.static.set
-			spec.init.flags |= v.static.flags
+			spec.init.merge(v.static)
 		case valLiteral:
 			t.litRefs = append(t.litRefs, litRef{lit: v.lit, leaf: leaf, neg: v.neg, array: v.array})
 			b.keyLits[v.lit] = true

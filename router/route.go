@@ -74,12 +74,12 @@ type Session struct {
 // SQLSTATE 42601.
 func (r *Router) Route(sql string, sess Session, m *shardmap.Map) Plan {
 	fp := r.schema(m)
-	scanHints := strings.Contains(sql, hintWord)
+	scanHints := wantHints(sql)
 	var accBuf [16]leafAcc
 	var hintBuf [4]hint
 	t, acc, hints, err := r.template(sql, m, fp, accBuf[:0], hintBuf[:0], scanHints)
 	if err != nil {
-		return Plan{Kind: KindOther, Target: TargetReject, Err: err, Statements: 1}
+		return Plan{Kind: KindOther, Target: TargetReject, Err: err, Statements: 1, NoCache: NoCacheStatement}
 	}
 	for _, p := range t.paramRefs {
 		acc[p.leaf].flags |= accUnknown // a simple query has no parameters
@@ -176,7 +176,8 @@ func (r *Router) schema(m *shardmap.Map) uint64 {
 }
 
 // schemaFingerprint hashes what templates depend on in a map: which tables are sharded, by
-// which column, and the rules (for CREATE TABLE). Group ownership is not part of it.
+// which column, the database's read-only and immutable functions, and the rules (for CREATE
+// TABLE). Group ownership is not part of it.
 func schemaFingerprint(seed maphash.Seed, m *shardmap.Map) uint64 {
 	var h maphash.Hash
 	h.SetSeed(seed)
@@ -200,17 +201,9 @@ func schemaFingerprint(seed maphash.Seed, m *shardmap.Map) uint64 {
 	binary.LittleEndian.PutUint64(b[:8], tables)
 	binary.LittleEndian.PutUint64(b[8:], uint64(len(m.Tables)))
 	h.Write(b[:])
-	var funcs uint64 // order-independent, like tables
-	for name, ok := range m.ReadOnlyFunctions {
-		if ok {
-			var e maphash.Hash
-			e.SetSeed(seed)
-			e.WriteString(name)
-			funcs += e.Sum64()
-		}
-	}
-	binary.LittleEndian.PutUint64(b[:8], funcs)
-	h.Write(b[:8])
+	binary.LittleEndian.PutUint64(b[:8], funcSetHash(seed, m.ReadOnlyFunctions))
+	binary.LittleEndian.PutUint64(b[8:], funcSetHash(seed, m.ImmutableFunctions))
+	h.Write(b[:])
 	for _, rule := range m.Rules {
 		h.WriteString(rule.Table)
 		h.WriteByte(0)
@@ -218,4 +211,15 @@ func schemaFingerprint(seed maphash.Seed, m *shardmap.Map) uint64 {
 		h.WriteByte(0)
 	}
 	return h.Sum64()
+}
+
+// funcSetHash hashes a set of function names, independently of order (like tables).
+func funcSetHash(seed maphash.Seed, funcs map[string]bool) uint64 {
+	var sum uint64
+	for name, ok := range funcs {
+		if ok {
+			sum += maphash.String(seed, name)
+		}
+	}
+	return sum
 }

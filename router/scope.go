@@ -21,6 +21,9 @@ func (b *builder) withClause(w *pg.WithClause) {
 	if w == nil {
 		return
 	}
+	if len(w.Ctes) > 0 {
+		b.info.inexact = true
+	}
 	first := len(b.ctes)
 	for _, c := range w.Ctes {
 		if cte := c.GetCommonTableExpr(); cte != nil {
@@ -128,6 +131,7 @@ func (b *builder) selectStmt(s *pg.SelectStmt, hook func()) {
 	defer func() { b.ctes = b.ctes[:mark] }()
 	b.withClause(s.WithClause)
 	if s.Op != pg.SetOperation_SETOP_NONE && s.Op != pg.SetOperation_SET_OPERATION_UNDEFINED {
+		b.info.inexact = true
 		b.selectStmt(s.Larg, nil)
 		b.selectStmt(s.Rarg, nil)
 		b.walkAll(s.SortClause)
@@ -224,16 +228,20 @@ func (b *builder) fromItemMsg(m proto.Message) {
 			b.walk(x.Quals)
 		}
 	case *pg.RangeSubselect:
+		b.info.inexact = true
 		keyCol, keyNode := b.derived(x.Subquery, len(x.GetAlias().GetColnames()) > 0)
 		b.addRel(relRef{name: x.GetAlias().GetAliasname(), keyCol: keyCol, keyNode: keyNode})
 	case *pg.RangeFunction:
+		b.info.inexact = true
 		b.children(x.ProtoReflect())
 		b.addRel(relRef{name: x.GetAlias().GetAliasname(), keyNode: -1})
 	case *pg.RangeTableSample:
+		b.info.volatile = true // which rows a sample holds is not a function of the rows
 		b.fromItem(x.Relation)
 		b.walkAll(x.Args)
 		b.walk(x.Repeatable)
-	default:
+	default: // XMLTABLE, JSON_TABLE: relations of their own
+		b.info.inexact = true
 		b.children(m.ProtoReflect())
 	}
 }

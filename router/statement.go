@@ -92,7 +92,7 @@ func (st *Statement) Plan(params Params, sess Session, m *shardmap.Map) Plan {
 		s = st.refresh(m, fp)
 	}
 	if s.err != nil {
-		return Plan{Kind: st.kind, Target: TargetReject, Err: s.err, Statements: 1}
+		return Plan{Kind: st.kind, Target: TargetReject, Err: s.err, Statements: 1, NoCache: NoCacheStatement}
 	}
 	t := s.t
 	var accBuf [16]leafAcc

@@ -81,6 +81,12 @@ type stmtTemplate struct {
 	startTok   int32 // index of the statement's first token (hints before it belong to it)
 	moveErr    *RouteError
 	unknownErr *RouteError
+	// exact: the statement names one relation, once, its rows are those its keys restrict
+	// (no UPDATE of the key, no INSERT ... SELECT) and it calls no function that may write
+	// elsewhere: its key values are Plan.Keys.
+	exact bool
+
+	noCache NoCacheReason // what the statement itself says about caching its result
 }
 
 func (t *template) addTable(name string) {
@@ -137,6 +143,7 @@ func buildTemplate(sql string, m *shardmap.Map, fp uint64, errs *planErrors) (*t
 		b.pinMode, b.pinWhere = pinNone, nil
 		st := b.statement(raw.Stmt)
 		st.startTok = int32(starts[i])
+		st.noCache = b.cacheReason(raw.Stmt, &st)
 		end := len(toks)
 		if i+1 < len(starts) {
 			end = starts[i+1]

@@ -392,7 +392,8 @@ func encodeMap(m *Map, epoch int64) (*Map, []byte, error) {
 	}
 	stored := *m
 	stored.Epoch = epoch
-	stored.Tables = nil
+	// What the loader derives from the databases' schema is never stored.
+	stored.Tables, stored.KeyIndex, stored.ReadOnlyFunctions, stored.ImmutableFunctions = nil, nil, nil, nil
 	if err := stored.Validate(); err != nil {
 		return nil, nil, err
 	}

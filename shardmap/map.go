@@ -177,6 +177,10 @@ type Map struct {
 	// overload is STABLE or IMMUTABLE: Postgres forbids them to write, so a SELECT calling them
 	// may run on a replica. Filled in with Tables, never stored.
 	ReadOnlyFunctions map[string]bool `json:"read_only_functions,omitempty"`
+	// ImmutableFunctions are the database's own functions (lower-case names) whose every
+	// overload is IMMUTABLE: the only user functions a statement whose result may be cached
+	// can call. Filled in with Tables, never stored.
+	ImmutableFunctions map[string]bool `json:"immutable_functions,omitempty"`
 }
 
 // KeyIndexes returns, for each sharded table (tables: table → key column) whose columns are

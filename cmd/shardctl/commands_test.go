@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -24,6 +25,31 @@ type fakeNode struct {
 	changeErr error // returned by AddGroup and RemoveGroup
 	added     []admin.GroupAddRequest
 	removed   []string
+	cache     admin.CacheStatus
+	flushes   []admin.CacheFlushRequest
+}
+
+func (f *fakeNode) Cache(context.Context) (admin.CacheStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cache, nil
+}
+
+func (f *fakeNode) FlushCache(_ context.Context, req admin.CacheFlushRequest) (admin.CacheFlushResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.flushes = append(f.flushes, req)
+	if !f.cache.Enabled {
+		return admin.CacheFlushResult{}, admin.Errorf(409, admin.CodeCacheOff, "the cache is off")
+	}
+	scope := "everything"
+	switch {
+	case req.Customer != nil:
+		scope = fmt.Sprintf("customer %d", *req.Customer)
+	case req.Table != "":
+		scope = "table " + req.Table
+	}
+	return admin.CacheFlushResult{Generations: 3, Scope: scope}, nil
 }
 
 func (f *fakeNode) Cluster(context.Context) (admin.ClusterStatus, error) {
@@ -204,6 +230,49 @@ func TestGroupAddSendsAddresses(t *testing.T) {
 		"g2     ap-south-1  [2001:db8::5]:5440  10.0.2.2:5441,10.0.2.3:5432  {}\n"
 	if out != wantOut {
 		t.Errorf("group add output:\n%s\nwant:\n%s", out, wantOut)
+	}
+}
+
+func TestCacheCommands(t *testing.T) {
+	node := &fakeNode{view: cannedView(), cache: admin.CacheStatus{Node: "p0", Enabled: true, Usable: true, RedisUp: true,
+		Tables: map[string]string{"invoices": "5m0s", "customers": "10m0s"}, Entries: 12, Bytes: 3456, Misses: 4, Fills: 4, HitRate: 0.75,
+		Layers: []admin.CacheLayerStatus{{Layer: "l1", Hits: 10, HitRate: 0.625}, {Layer: "l2", Hits: 2, HitRate: 1}}}}
+	addr := startFake(t, node)
+	code, out, errOut := runCLI(t, "--admin", addr, "cache", "status")
+	wantStatus := "node p0: cache serving, redis up\n" +
+		"entries 12, 3456 bytes in memory; 4 misses, 4 fills, hit rate 75.0%\n" +
+		"LAYER  HITS  HIT RATE\n" +
+		"l1     10    62.5%\n" +
+		"l2     2     100.0%\n" +
+		"\n" +
+		"TABLE      TTL    \n" +
+		"customers  10m0s  \n" +
+		"invoices   5m0s   \n"
+	if code != 0 || errOut != "" || out != wantStatus {
+		t.Fatalf("cache status: exit %d, stderr %q, stdout:\n%s\nwant:\n%s", code, errOut, out, wantStatus)
+	}
+	for _, tc := range []struct {
+		args []string
+		want admin.CacheFlushRequest
+		out  string
+	}{
+		{nil, admin.CacheFlushRequest{}, "flushed everything (3 generations bumped)\n"},
+		{[]string{"--table", "invoices"}, admin.CacheFlushRequest{Table: "invoices"}, "flushed table invoices (3 generations bumped)\n"},
+		{[]string{"--customer", "0"}, admin.CacheFlushRequest{Customer: new(int64)}, "flushed customer 0 (3 generations bumped)\n"},
+	} {
+		node.flushes = nil
+		code, out, errOut := runCLI(t, append([]string{"--admin", addr, "cache", "flush"}, tc.args...)...)
+		if code != 0 || errOut != "" || out != tc.out {
+			t.Errorf("cache flush %v: exit %d, stdout %q, stderr %q", tc.args, code, out, errOut)
+		}
+		if len(node.flushes) != 1 || !reflect.DeepEqual(node.flushes[0], tc.want) {
+			t.Errorf("cache flush %v: node got %+v, want %+v", tc.args, node.flushes, tc.want)
+		}
+	}
+	node.cache.Enabled = false
+	code, _, errOut = runCLI(t, "--admin", addr, "cache", "flush")
+	if code == 0 || !strings.Contains(errOut, "cache.tables") {
+		t.Errorf("flush with the cache off: exit %d, stderr %q: want a hint at cache.tables", code, errOut)
 	}
 }
 

@@ -52,6 +52,8 @@ func (o *globalOptions) explain(c *admin.Client, err error) error {
 		}
 	case admin.CodeNoCatalog:
 		msg += "; changing groups needs nodes configured with a shard map catalog"
+	case admin.CodeCacheOff:
+		msg += "; list cacheable tables under cache.tables in the node's configuration"
 	case admin.CodeUnavailable:
 		msg += "; check that the server runs and accepts connections from the node, then try again"
 	case admin.CodeInvalid:

@@ -61,6 +61,7 @@ func newRootCmd() *cobra.Command {
 		newStatusCmd(o),
 		newMapCmd(o),
 		newGroupCmd(o),
+		newCacheCmd(o),
 		buildinfo.Command("shardctl", version),
 	)
 	return root

@@ -1,0 +1,249 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+)
+
+// listenIdle is how long the pub/sub listener waits for a message before it pings the
+// subscription connection; a ping unanswered for as long again means the connection is
+// dead.
+const listenIdle = time.Second
+
+// Run keeps the cache's view of Redis current until ctx ends or Close is called: it pings
+// Redis every 100-250 ms (marking it down on failure, and up again once the bumps it missed
+// are applied), listens on the bump channel to drop generations other nodes bumped, and
+// sweeps the generation memory. Without Redis it only waits. Call it once.
+func (c *Cache) Run(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-c.closed:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if c.mode != modeRedis {
+		<-ctx.Done()
+		return
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { c.listen(ctx) })
+	c.probeLoop(ctx)
+	wg.Wait()
+}
+
+// probeInterval returns a random pause of 100-250 ms between probes, so that nodes do not
+// probe in step.
+func probeInterval() time.Duration {
+	return 100*time.Millisecond + rand.N(maxProbeInterval-100*time.Millisecond)
+}
+
+// maxProbeInterval is the longest pause between two probes.
+const maxProbeInterval = 250 * time.Millisecond
+
+// recoveryGrace is how long cached reads stay off after Redis answers again. Writes
+// acknowledged while Redis was unreachable bumped nothing: the nodes that made them apply
+// those bumps when their own probe finds Redis back, within maxProbeInterval (twice, for
+// the replay's own round trips). Until then another node's entries and generations could
+// be older than what its sessions read from the writers during the outage; after it they
+// are not (this node's generation memory starts empty).
+func (c *Cache) recoveryGrace() time.Duration {
+	return 2 * maxProbeInterval
+}
+
+// sleep waits d or until ctx ends, and reports whether ctx is still live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// probeLoop pings Redis until ctx ends.
+func (c *Cache) probeLoop(ctx context.Context) {
+	lastSweep := time.Now()
+	for {
+		c.probe(ctx)
+		if now := time.Now(); now.Sub(lastSweep) >= c.cfg.Staleness.D() {
+			c.mem.sweep(now)
+			lastSweep = now
+		}
+		if !sleep(ctx, probeInterval()) {
+			return
+		}
+	}
+}
+
+// probe pings Redis once, marking it down on failure and recovering when it was down.
+func (c *Cache) probe(ctx context.Context) {
+	pctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout.D())
+	err := c.rdb.Ping(pctx).Err()
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			c.markDown("ping", err)
+		}
+		return
+	}
+	if !c.up.Load() {
+		c.recover(ctx)
+	}
+}
+
+// recover applies the bumps Redis missed and marks it up when none is left.
+func (c *Cache) recover(ctx context.Context) {
+	c.checkPolicy(ctx)
+	for {
+		c.stateMu.Lock()
+		if c.isClosed() {
+			c.stateMu.Unlock()
+			return
+		}
+		if c.pending.len() == 0 {
+			c.mem.clear()
+			c.usableAt.Store(time.Now().Add(c.recoveryGrace()).UnixNano())
+			c.up.Store(true)
+			c.m.redisUp.Set(1)
+			c.stateMu.Unlock()
+			c.log.Info("redis answers; cached reads resume")
+			return
+		}
+		items := c.pending.take()
+		c.stateMu.Unlock()
+		if err := c.replay(ctx, items); err != nil {
+			c.log.Warn("redis answers but the bumps it missed could not be applied yet", zap.Int("bumps", len(items)), zap.Error(err))
+			return
+		}
+		c.log.Info("applied bumps kept while redis was down", zap.Int("bumps", len(items)))
+	}
+}
+
+// replay applies items in batches; on failure it puts back what was not applied.
+func (c *Cache) replay(ctx context.Context, items []bumpItem) error {
+	for i := 0; i < len(items); i += replayBatch {
+		batch := items[i:min(i+replayBatch, len(items))]
+		if _, _, err := c.runBump(ctx, batch, false); err != nil {
+			c.stateMu.Lock()
+			c.pending.restore(items[i:])
+			c.stateMu.Unlock()
+			return err
+		}
+	}
+	return nil
+}
+
+// checkPolicy warns when Redis may evict generation counters.
+func (c *Cache) checkPolicy(ctx context.Context) {
+	pctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout.D())
+	defer cancel()
+	res, err := c.rdb.ConfigGet(pctx, "maxmemory-policy").Result()
+	if err != nil {
+		c.log.Debug("could not read redis maxmemory-policy", zap.Error(err))
+		return
+	}
+	policy := res["maxmemory-policy"]
+	if strings.HasPrefix(policy, "allkeys-") {
+		c.m.evictingPolicy.Set(1)
+		c.log.Warn("redis maxmemory-policy may evict generation counters; use noeviction, volatile-lru or volatile-ttl",
+			zap.String("maxmemory-policy", policy))
+		return
+	}
+	c.m.evictingPolicy.Set(0)
+}
+
+// markDown records that Redis failed: cached reads stop and the generation memory is
+// cleared until a probe succeeds.
+func (c *Cache) markDown(op string, err error) {
+	c.stateMu.Lock()
+	wasUp := c.up.Swap(false)
+	c.m.redisUp.Set(0)
+	c.stateMu.Unlock()
+	c.mem.clear()
+	if wasUp && !c.isClosed() {
+		c.log.Warn("redis failed; cached reads stop until it answers", zap.String("op", op), zap.Error(err))
+	}
+}
+
+// failed handles an error of a Redis operation begun at start under the caller's ctx: it
+// marks Redis down unless the caller gave up first (cancelled, or a deadline shorter than
+// the Redis timeout).
+func (c *Cache) failed(ctx context.Context, start time.Time, op string, err error) {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return
+	}
+	if ctx.Err() != nil && time.Since(start) < c.cfg.Timeout.D()*9/10 {
+		return
+	}
+	c.markDown(op, err)
+}
+
+// listen follows the bump channel until ctx ends, resubscribing after failures.
+func (c *Cache) listen(ctx context.Context) {
+	for {
+		c.listenOnce(ctx)
+		c.mem.enable(false)
+		if !sleep(ctx, probeInterval()) {
+			return
+		}
+	}
+}
+
+// listenOnce subscribes and handles messages until the subscription fails or ctx ends. The
+// generation memory serves values only while the subscription is live, and starts empty on
+// every (re)subscription: messages may have been missed.
+func (c *Cache) listenOnce(ctx context.Context) {
+	ps := c.rdb.Subscribe(ctx, bumpChannel)
+	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
+	defer func() {
+		stop()
+		_ = ps.Close()
+	}()
+	pinged := false
+	for {
+		msg, err := ps.ReceiveTimeout(ctx, listenIdle)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && !pinged {
+				if err := ps.Ping(ctx); err != nil {
+					c.log.Debug("redis subscription ping failed", zap.Error(err))
+					return
+				}
+				pinged = true
+				continue
+			}
+			c.log.Debug("redis subscription lost", zap.Error(err))
+			return
+		}
+		pinged = false
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" && m.Channel == bumpChannel {
+				c.mem.enable(true)
+			}
+		case *redis.Message:
+			origin, keys, _ := strings.Cut(m.Payload, "\n")
+			if origin == c.id {
+				// This node's own bump: its memory got the new values from the script.
+				continue
+			}
+			c.mem.invalidate(strings.Split(keys, "\n"), time.Now())
+		}
+	}
+}
