@@ -97,14 +97,25 @@ func (s *session) bumpAtReady(sc *pool.Conn, f wire.Frame) wire.Frame {
 	s.touches = keep
 	s.hasTouches.Store(len(keep) > 0)
 	askLSN := s.srvWriter && s.queue.len() == 1 && !s.writing && s.relayDone == nil
+	writerPool := s.pool
+	onWriter := s.srvWriter
 	s.mu.Unlock()
 	if len(take) == 0 || rolledBack {
 		return f // a rolled-back transaction changed nothing
 	}
 	var lsn uint64
-	if askLSN {
+	switch {
+	case askLSN:
 		lsn = s.writerLSN(sc)
 		f = readyForQueryFrame('I') // the query reused the read buffer f pointed into
+	case onWriter && writerPool != nil:
+		// More requests are in flight on this backend: ask an idle one of the same writer
+		// (its position now is past this commit too). Without one the position stays
+		// unknown, and only the writer fills under these generations.
+		if other := writerPool.pool.TryAcquire(); other != nil {
+			lsn = s.writerLSN(other)
+			writerPool.release(other)
+		}
 	}
 	s.bump(take, lsn)
 	return f
@@ -164,16 +175,17 @@ func (s *session) bumpLostLocked() {
 	go s.bump(take, 0)
 }
 
-// bumpBroadcast bumps the tables of a DDL run on every group.
-func (s *session) bumpBroadcast(plan *router.Plan, m *shardmap.Map) {
+// bumpBroadcast bumps the tables of a DDL run on every group, with each group's writer
+// position after it (lsns; missing: unknown).
+func (s *session) bumpBroadcast(plan *router.Plan, m *shardmap.Map, lsns map[string]uint64) {
 	if s.srv.cache == nil || len(plan.Tables) == 0 {
 		return
 	}
-	var take []posTouch
+	p := *plan
+	p.Kind = router.KindDDL
 	for gi := range m.Groups {
-		p := *plan
-		p.Kind = router.KindDDL
-		take = appendTouches(take, 0, s.db.BackendName, m.Groups[gi].Name, &p, m, s.srv.config().Cache.Tables)
+		name := m.Groups[gi].Name
+		take := appendTouches(nil, 0, s.db.BackendName, name, &p, m, s.srv.config().Cache.Tables)
+		s.bump(take, lsns[name])
 	}
-	s.bump(take, 0)
 }

@@ -368,7 +368,8 @@ func (s *session) groupError(g *groupConn, err error) *clientError {
 // applied the statement and which did not run it.
 func (s *session) broadcast(pp *proxyPortal, noData bool) *clientError {
 	defer s.srv.topo.schemaChanged(s.db.BackendName)
-	defer s.bumpBroadcast(&pp.plan, pp.m)
+	lsns := make(map[string]uint64, len(pp.m.Groups)) // each group's writer position after the DDL
+	defer func() { s.bumpBroadcast(&pp.plan, pp.m, lsns) }()
 	defer func() {
 		for gi := range pp.m.Groups {
 			s.srv.topo.noteDDL(pp.m.Groups[gi].Name)
@@ -392,6 +393,8 @@ func (s *session) broadcast(pp *proxyPortal, noData bool) *clientError {
 		frames, fail, err := runCollect(sc, pp.sql, 10*time.Minute)
 		if s.endMulti() || err != nil {
 			sc.MarkBroken()
+		} else if fail == nil && s.srv.cache != nil {
+			lsns[name] = s.writerLSN(sc)
 		}
 		entry.release(sc)
 		if err != nil {
