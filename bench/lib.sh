@@ -111,7 +111,9 @@ build_shardwire() {
 start_postgres() {
 	local devport
 	devport=$(free_port)
-	"$SHARDWIRE_BIN" dev --dir "$BENCH_TMP/dev" --port "$devport" >"$BENCH_TMP/dev.log" 2>&1 &
+	# Only Postgres is wanted: one proxy node (unused), no Redis, no invoice service.
+	"$SHARDWIRE_BIN" dev --dir "$BENCH_TMP/dev" --port "$devport" --proxies 1 --redis=false --invoiced=false \
+		>"$BENCH_TMP/dev.log" 2>&1 &
 	BENCH_PIDS+=($!)
 	for _ in $(seq 600); do
 		grep -q 'dev: ready' "$BENCH_TMP/dev.log" 2>/dev/null && break
@@ -164,14 +166,16 @@ EOF
 }
 
 # start_shardwire starts `$SHARDWIRE_BIN serve` in transaction mode on a free port; sets SW_PORT, SW_PID.
+# SW_NAME names the instance's directory (several may run); SW_EXTRA_CONFIG is appended to
+# its configuration file; SW_ADMIN_LISTEN is its admin (metrics) address, default none.
 start_shardwire() {
 	SW_PORT=$(free_port)
-	local d=$BENCH_TMP/shardwire
+	local d=$BENCH_TMP/shardwire${SW_NAME:-}
 	mkdir -p "$d"
 	cat >"$d/config.yaml" <<EOF
 node_name: bench
 listen: 127.0.0.1:$SW_PORT
-admin_listen: ""
+admin_listen: "${SW_ADMIN_LISTEN:-}"
 max_client_conn: 20000
 pool:
   mode: transaction
@@ -182,6 +186,7 @@ users:
 groups:
   - name: g0
     writer: 127.0.0.1:$PG_PORT
+${SW_EXTRA_CONFIG:-}
 EOF
 	local cmd=("$SHARDWIRE_BIN" serve --config "$d/config.yaml" --log-level warn)
 	# SW_PROFSERVE: run bench/profserve (same proxy, with profiling) instead; SW_PROFSERVE_ARGS adds flags.

@@ -90,6 +90,8 @@ type Cache struct {
 	// recovery grace (recoveryGrace) lets every other node notice too and apply the bumps
 	// it kept meanwhile.
 	usableAt atomic.Int64
+	// runID is the run_id of the Redis the last probe reached.
+	runID atomic.Pointer[string]
 	stateMu  sync.Mutex
 	pending  *pendingBumps
 

@@ -103,12 +103,19 @@ func (c *Cache) Get(ctx context.Context, key Key) ([]byte, Layer, bool) {
 // a session that read it never reads another (older) reply under the same key. When Redis
 // already holds the key (another node filled it first), L1 takes Redis's value.
 func (c *Cache) Set(ctx context.Context, key Key, val []byte, ttl time.Duration) bool {
+	_, ok := c.Fill(ctx, key, val, ttl)
+	return ok
+}
+
+// Fill is Set that also returns the entry the key holds afterwards: val's copy, or the one
+// an earlier fill stored (the caller must not modify it). ok is Set's result.
+func (c *Cache) Fill(ctx context.Context, key Key, val []byte, ttl time.Duration) (stored []byte, ok bool) {
 	if len(val) > c.cfg.MaxResultBytes || ttl <= 0 || !c.Usable() {
-		return false
+		return nil, false
 	}
 	ttl = jitter(ttl)
-	if _, ok := c.l1Get(key); ok {
-		return true // filled already on this node
+	if held, ok := c.l1Get(key); ok {
+		return held, true // filled already on this node
 	}
 	v := bytes.Clone(val)
 	if v == nil {
@@ -116,7 +123,10 @@ func (c *Cache) Set(ctx context.Context, key Key, val []byte, ttl time.Duration)
 	}
 	if c.mode != modeRedis {
 		// Wait: the entry must be visible to the singleflight followers woken next.
-		return c.l1Set(key, v, ttl, true)
+		if !c.l1Set(key, v, ttl, true) {
+			return nil, false
+		}
+		return v, true
 	}
 	start := time.Now()
 	rctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout.D())
@@ -124,7 +134,10 @@ func (c *Cache) Set(ctx context.Context, key Key, val []byte, ttl time.Duration)
 	created, err := c.rdb.SetNX(rctx, entryKey(key), v, ttl).Result()
 	if err != nil {
 		c.entryFailed(ctx, start, "set", err)
-		return c.l1Set(key, v, ttl, true)
+		if !c.l1Set(key, v, ttl, false) {
+			return nil, false
+		}
+		return v, true
 	}
 	if !created {
 		won, err := c.rdb.Get(rctx, entryKey(key)).Bytes()
@@ -132,12 +145,14 @@ func (c *Cache) Set(ctx context.Context, key Key, val []byte, ttl time.Duration)
 			if !errors.Is(err, redis.Nil) {
 				c.entryFailed(ctx, start, "get", err)
 			}
-			return false // the winner expired meanwhile: store nothing rather than differ
+			return nil, false // the winner expired meanwhile: store nothing rather than differ
 		}
 		v = won
 	}
-	c.l1Set(key, v, ttl, true)
-	return true
+	// No wait for L1 here: a follower that does not find the entry there yet gets it from
+	// Redis, which has it.
+	c.l1Set(key, v, ttl, false)
+	return v, true
 }
 
 // entryFailed handles an error of an L2 read or write. An error reply (say OOM, with

@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"strings"
@@ -88,10 +89,13 @@ func (c *Cache) probeLoop(ctx context.Context) {
 	}
 }
 
-// probe pings Redis once, marking it down on failure and recovering when it was down.
+// probe asks Redis for its run_id once, marking it down on failure and recovering when it
+// was down. A new run_id means Redis restarted, maybe from a snapshot whose counters lag
+// behind bumps made since: the probe gives the epoch key a new random value, so that no
+// cache key built before is built again, and recovers as after an outage.
 func (c *Cache) probe(ctx context.Context) {
 	pctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout.D())
-	err := c.rdb.Ping(pctx).Err()
+	info, err := c.rdb.Info(pctx, "server").Result()
 	cancel()
 	if err != nil {
 		if ctx.Err() == nil {
@@ -99,9 +103,32 @@ func (c *Cache) probe(ctx context.Context) {
 		}
 		return
 	}
+	id := runID(info)
+	if last := c.runID.Swap(&id); last != nil && *last != id {
+		ectx, cancel := context.WithTimeout(ctx, c.cfg.Timeout.D())
+		err := c.rdb.Set(ectx, epochKey, randomArg(), 0).Err()
+		cancel()
+		c.markDown("restart", fmt.Errorf("redis restarted (run_id %s, was %s): %w", id, *last, errRestarted))
+		if err != nil {
+			return
+		}
+	}
 	if !c.up.Load() {
 		c.recover(ctx)
 	}
+}
+
+// errRestarted says that Redis restarted.
+var errRestarted = errors.New("a new epoch begins")
+
+// runID returns the run_id field of INFO server's answer ("" when missing).
+func runID(info string) string {
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "run_id:"); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // recover applies the bumps Redis missed and marks it up when none is left.

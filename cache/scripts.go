@@ -2,9 +2,10 @@ package cache
 
 import "github.com/redis/go-redis/v9"
 
-// The epoch a script returns is the epoch key's value and the server's run_id: a Redis that
-// restarted — even one that reloaded a snapshot, counters and all — is another epoch, and
-// values of different epochs never make the same cache key (see epochShift).
+// The epoch a script returns is the epoch key's value: random when the key is created, and
+// replaced by the probe when Redis's run_id changes (a restart — even one that reloaded a
+// snapshot, counters and all — is another epoch). Values of different epochs never make the
+// same cache key (see epochShift).
 
 // fetchScript reads generations, creating missing ones.
 //
@@ -20,7 +21,6 @@ if not e then
   redis.call('SET', KEYS[1], ARGV[1])
   e = ARGV[1]
 end
-e = e .. ':' .. (string.match(redis.call('INFO', 'server'), 'run_id:(%w+)') or '')
 local out = {e}
 for i = 2, #KEYS do
   local r = redis.call('HMGET', KEYS[i], 'v', 'g', 'l')
@@ -58,7 +58,6 @@ if not e then
   redis.call('SET', KEYS[1], ARGV[1])
   e = ARGV[1]
 end
-e = e .. ':' .. (string.match(redis.call('INFO', 'server'), 'run_id:(%w+)') or '')
 local out = {e}
 local bumped = {}
 for i = 2, #KEYS do

@@ -128,9 +128,8 @@ func (s *session) cacheRequest(plan *router.Plan, m *shardmap.Map) *cacheRead {
 	}
 	r := &cacheRead{ttl: ttl}
 	r.gens = s.readGens(plan, m, r.gens)
-	ctx, cancel := context.WithTimeout(s.ctx, cfg.Timeout.D())
-	vals, err := c.Generations(ctx, r.gens, nil)
-	cancel()
+	// The cache bounds its Redis round trips itself (cache.timeout).
+	vals, err := c.Generations(s.ctx, r.gens, nil)
 	if err != nil {
 		c.Bypass(bypassUnavailable)
 		s.readDirect(cfg)
@@ -323,9 +322,7 @@ func (s *session) cachedRead(pp *proxyPortal, simple bool) *clientError {
 	// A miss reads the database now: key it by Redis's generations, not by what this node
 	// remembers (which may be up to the staleness bound old), or newer data would be filled
 	// under older generations than entries of the current ones hold.
-	ctx, cancel := context.WithTimeout(s.ctx, s.srv.config().Cache.Timeout.D())
-	fresh, err := c.FreshGenerations(ctx, r.gens, r.vals[:0:0])
-	cancel()
+	fresh, err := c.FreshGenerations(s.ctx, r.gens, r.vals[:0:0])
 	if err != nil {
 		// Redis failed since: read on the writer without filling.
 		s.readDirect(&s.srv.config().Cache)
@@ -378,9 +375,9 @@ func (s *session) cachedRead(pp *proxyPortal, simple bool) *clientError {
 	default:
 		ctx, cancel := context.WithTimeout(s.ctx, s.srv.config().Cache.Timeout.D())
 		entry := capture.entry()
-		if c.Set(ctx, r.key, entry, r.ttl) {
+		if won, ok := c.Fill(ctx, r.key, entry, r.ttl); ok {
 			c.Filled(time.Since(start))
-			if won, _, ok := c.Get(ctx, r.key); ok && !bytes.Equal(won, entry) {
+			if !bytes.Equal(won, entry) {
 				// Another fill of this key won with another reply: both are exact for the
 				// key's generations (a write committed between them and has not bumped
 				// yet), but this session saw its own, maybe the newer one. It keeps
@@ -414,9 +411,7 @@ func (s *session) replayEntry(pp *proxyPortal, simple bool) bool {
 	if s.ownEntry != nil && s.ownKey == pp.cache.key {
 		val, layer, ok = s.ownEntry, cache.LayerL1, true
 	} else {
-		ctx, cancel := context.WithTimeout(s.ctx, s.srv.config().Cache.Timeout.D())
-		val, layer, ok = c.Get(ctx, pp.cache.key)
-		cancel()
+		val, layer, ok = c.Get(s.ctx, pp.cache.key)
 	}
 	if !ok {
 		return false
@@ -440,7 +435,9 @@ func (s *session) replayEntry(pp *proxyPortal, simple bool) bool {
 		s.resultsSent++
 		rest = rest[n:]
 	}
-	if s.in.Buffered() == 0 {
+	// A simple query's ReadyForQuery follows at once and flushes; in the extended protocol
+	// the client may wait for these replies before it sends more (a Flush).
+	if !simple && s.in.Buffered() == 0 {
 		_ = s.out.Flush()
 	}
 	s.wmu.Unlock()
