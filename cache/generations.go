@@ -172,6 +172,7 @@ func (c *Cache) bumpGens(ctx context.Context, source, group string, lsn uint64, 
 		keys[i] = it.key
 	}
 	c.mem.store(keys, vals, seq0, start, epoch)
+	c.m.invalidationLag.WithLabelValues(source).Observe(time.Since(start).Seconds())
 	return nil
 }
 

@@ -17,6 +17,7 @@ type metrics struct {
 	fillsRefused     *prometheus.CounterVec
 	bypass           *prometheus.CounterVec
 	invalidations    *prometheus.CounterVec
+	invalidationLag  *prometheus.HistogramVec
 	evictions        prometheus.Counter
 	redisUp          prometheus.Gauge
 	evictingPolicy   prometheus.Gauge
@@ -62,6 +63,11 @@ func newMetrics(l1Bytes, l1Entries func() float64) *metrics {
 			Name: "shardwire_cache_invalidations_total",
 			Help: "Generations bumped (applied, or kept for retry while Redis is down), by source.",
 		}, []string{"source"}),
+		invalidationLag: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "shardwire_cache_invalidation_seconds",
+			Help:    "From a bump's start (right after the write committed) to its generations being bumped in Redis and this node's memory, by source; other nodes drop them on the pub/sub message a moment later.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}, []string{"source"}),
 		evictions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "shardwire_cache_evictions_total", Help: "Entries evicted from a layer to make room (expiry not included).",
 			ConstLabels: l1,
@@ -78,7 +84,7 @@ func newMetrics(l1Bytes, l1Entries func() float64) *metrics {
 		fetchError:  fetches.WithLabelValues("error"),
 	}
 	m.collectors = []prometheus.Collector{
-		hits, m.misses, m.fills, m.fillSeconds, m.fillsRefused, m.bypass, m.invalidations, m.evictions,
+		hits, m.misses, m.fills, m.fillSeconds, m.fillsRefused, m.bypass, m.invalidations, m.invalidationLag, m.evictions,
 		m.redisUp, m.evictingPolicy, fetches,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "shardwire_cache_bytes", Help: "Bytes held by a layer (entries and their overhead).", ConstLabels: l1,

@@ -2,7 +2,9 @@ package node_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"sort"
 	"strings"
@@ -15,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/zap"
 
+	"github.com/shardwire/shardwire/admin"
 	"github.com/shardwire/shardwire/config"
 	"github.com/shardwire/shardwire/internal/pgtest"
 	"github.com/shardwire/shardwire/node"
@@ -194,7 +197,51 @@ func TestCache(t *testing.T) {
 	})
 	t.Run("writes that bypass the proxy", func(t *testing.T) { testCacheBypassingWrites(t, cc) })
 	t.Run("a paused fill never serves the old value under the new generation", func(t *testing.T) { testCachePausedFill(t, cc) })
+	t.Run("admin API: status and flush", func(t *testing.T) { testCacheAdmin(t, cc) })
 }
+
+func testCacheAdmin(t *testing.T, cc *cacheCluster) {
+	ctx := context.Background()
+	a, b := cc.nodes[0], cc.nodes[1]
+	var st admin.CacheStatus
+	if err := apiCall(ctx, b.admin, http.MethodGet, admin.PathCache, nil, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Node != "b" || !st.Enabled || !st.Usable || !st.RedisUp || st.Entries == 0 || len(st.Layers) != 2 ||
+		st.Tables["accounts"] != "1m0s" || st.HitRate <= 0 {
+		t.Fatalf("GET %s on b = %+v", admin.PathCache, st)
+	}
+	const sql = "SELECT version::text FROM accounts WHERE customer_id = 7 AND id = 1"
+	warm(t, cc, sql)
+	for _, req := range []admin.CacheFlushRequest{{Table: "accounts"}, {Customer: ptr(int64(7))}, {}} {
+		// Flushed through a, the entry is gone on b too: b's next read misses.
+		var res admin.CacheFlushResult
+		if err := apiCall(ctx, a.admin, http.MethodPost, admin.PathCacheFlush, req, &res); err != nil {
+			t.Fatal(err)
+		}
+		if res.Generations == 0 {
+			t.Fatalf("flush %+v bumped nothing: %+v", req, res)
+		}
+		time.Sleep(staleness) // b's memory of the generations: pub/sub or expiry
+		c := pgtest.Connect(t, b.dsn())
+		misses := counter(t, b, "shardwire_cache_misses_total", nil)
+		var v string
+		if err := c.QueryRow(ctx, sql).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		if counter(t, b, "shardwire_cache_misses_total", nil) != misses+1 {
+			t.Fatalf("after flush %+v (%s), b's read was not a miss", req, res.Scope)
+		}
+		warm(t, cc, sql)
+	}
+	var apiErr *admin.APIError
+	err := apiCall(ctx, a.admin, http.MethodPost, admin.PathCacheFlush, admin.CacheFlushRequest{Table: "audit"}, &struct{}{})
+	if !errors.As(err, &apiErr) || apiErr.Code != admin.CodeInvalid {
+		t.Fatalf("flush of a table that is not cacheable: %v, want %s", err, admin.CodeInvalid)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
 
 // readRaw runs sql with args through conn in the extended protocol with the given result
 // format and returns the field descriptions, the raw row values and the command tag: what
