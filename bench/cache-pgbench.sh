@@ -84,9 +84,10 @@ one_run() {
 	"${PGCLIENT[@]}" pgbench -n -S -M "$mode" -c "$clients" -j 2 -T "$T" -p "$port" app >"$out" 2>&1 || rc=$?
 	[[ -n $pid ]] && t1=$(cpu_ticks "$pid")
 	local tps xacts failed status=ok cpu_s=-
-	tps=$(awk '/^tps = .*without initial connection time/ {print $3}' "$out")
-	xacts=$(awk -F': ' '/^number of transactions actually processed/ {split($2, a, "/"); print a[1]}' "$out")
-	failed=$(awk -F': ' '/^number of failed transactions/ {split($2, a, " "); print a[1]}' "$out")
+	read -r tps xacts failed < <(pgbench_result "$out")
+	[[ $tps == - ]] && tps=""
+	[[ $xacts == - ]] && xacts=""
+	[[ $failed == - ]] && failed=""
 	if [[ $rc != 0 || -z $tps || ${failed:-0} != 0 ]]; then
 		status=fails
 		log "$target $mode c=$clients rep $rep: FAILS (exit $rc): $(grep -m1 -iE 'error|abort|fatal' "$out" || tail -1 "$out")"

@@ -208,3 +208,15 @@ cpu_ticks() {
 
 # rss_kb prints VmRSS of PID in kB.
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+# pgbench_result FILE prints "tps transactions failed" from a pgbench log ("-" for what it
+# lacks): tps without the initial connection time, transactions actually processed, failed
+# transactions.
+pgbench_result() {
+	awk -F': ' '
+		/^tps = .*without initial connection time/ { split($0, t, " "); tps = t[3] }
+		/^number of transactions actually processed/ { split($2, a, "/"); xacts = a[1] }
+		/^number of failed transactions/ { split($2, f, " "); failed = f[1] }
+		END { printf "%s %s %s\n", (tps == "" ? "-" : tps), (xacts == "" ? "-" : xacts), (failed == "" ? "-" : failed) }
+	' "$1"
+}

@@ -50,9 +50,10 @@ one_run() {
 	"${PGCLIENT[@]}" pgbench -n -S -M "$mode" -c "$clients" -j 2 -T "$T" -p "$port" app >"$out" 2>&1 || rc=$?
 	[[ -n $pid ]] && t1=$(cpu_ticks "$pid")
 	local tps xacts failed aborted status=ok cpu_s=- cpu_k=-
-	tps=$(awk '/^tps = .*without initial connection time/ {print $3}' "$out")
-	xacts=$(awk -F': ' '/^number of transactions actually processed/ {split($2, a, "/"); print a[1]}' "$out")
-	failed=$(awk -F': ' '/^number of failed transactions/ {split($2, a, " "); print a[1]}' "$out")
+	read -r tps xacts failed < <(pgbench_result "$out")
+	[[ $tps == - ]] && tps=""
+	[[ $xacts == - ]] && xacts=""
+	[[ $failed == - ]] && failed=""
 	aborted=$(grep -c 'aborted' "$out" || true)
 	if [[ $rc != 0 || -z $tps || -z $xacts || ${failed:-0} != 0 || $aborted != 0 ]]; then
 		status=fails

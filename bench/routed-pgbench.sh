@@ -105,8 +105,9 @@ for ((rep = 1; rep <= REPS; rep++)); do
 				rc=0
 				"${PGCLIENT[@]}" pgbench -n -S -M "$mode" -c "$clients" -j 2 -T "$T" -p "$(port_of "$target")" \
 					"$(db_of "$target")" >"$out" 2>&1 || rc=$?
-				tps=$(awk '/^tps = .*without initial connection time/ {print $3}' "$out")
-				failed=$(awk -F': ' '/^number of failed transactions/ {split($2, a, " "); print a[1]}' "$out")
+				read -r tps _ failed < <(pgbench_result "$out")
+				[[ $tps == - ]] && tps=""
+				[[ $failed == - ]] && failed=""
 				status=ok
 				if [[ $rc != 0 || -z $tps || ${failed:-0} != 0 ]]; then
 					status=fails

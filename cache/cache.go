@@ -91,9 +91,9 @@ type Cache struct {
 	// it kept meanwhile.
 	usableAt atomic.Int64
 	// runID is the run_id of the Redis the last probe reached.
-	runID atomic.Pointer[string]
-	stateMu  sync.Mutex
-	pending  *pendingBumps
+	runID   atomic.Pointer[string]
+	stateMu sync.Mutex
+	pending *pendingBumps
 
 	closeOnce sync.Once
 	closed    chan struct{}

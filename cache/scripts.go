@@ -7,6 +7,15 @@ import "github.com/redis/go-redis/v9"
 // snapshot, counters and all — is another epoch). Values of different epochs never make the
 // same cache key (see epochShift).
 
+// epochLua starts both scripts: e is the epoch key's value (KEYS[1]), set to ARGV[1] when
+// missing.
+const epochLua = `local e = redis.call('GET', KEYS[1])
+if not e then
+  redis.call('SET', KEYS[1], ARGV[1])
+  e = ARGV[1]
+end
+`
+
 // fetchScript reads generations, creating missing ones.
 //
 //	KEYS[1]      the epoch key; KEYS[2..] generation keys
@@ -15,13 +24,7 @@ import "github.com/redis/go-redis/v9"
 //
 // It returns {epoch, v, g, l, v, g, l, ...}, all strings. Counters are returned as Redis
 // stores them (strings), never through Lua numbers, which are doubles.
-var fetchScript = redis.NewScript(`
-local e = redis.call('GET', KEYS[1])
-if not e then
-  redis.call('SET', KEYS[1], ARGV[1])
-  e = ARGV[1]
-end
-local out = {e}
+var fetchScript = redis.NewScript(epochLua + `local out = {e}
 for i = 2, #KEYS do
   local r = redis.call('HMGET', KEYS[i], 'v', 'g', 'l')
   if not r[1] then
@@ -51,13 +54,8 @@ return out
 // unknown LSN counts as the largest; the same group keeps the larger (fixed-width hex
 // compares like the number); another group replaces them. It returns {epoch, v, g, l, ...}
 // as fetchScript does.
-var bumpScript = redis.NewScript(`
+var bumpScript = redis.NewScript(epochLua + `
 local zero = '` + zeroLSNField + `'
-local e = redis.call('GET', KEYS[1])
-if not e then
-  redis.call('SET', KEYS[1], ARGV[1])
-  e = ARGV[1]
-end
 local out = {e}
 local bumped = {}
 for i = 2, #KEYS do

@@ -2,9 +2,6 @@ package proxy
 
 import (
 	"context"
-	"fmt"
-	"net"
-	"strconv"
 	"sync"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -12,6 +9,7 @@ import (
 
 	"github.com/shardwire/shardwire/cache"
 	"github.com/shardwire/shardwire/cache/cdc"
+	"github.com/shardwire/shardwire/proxy/health"
 	"github.com/shardwire/shardwire/shardmap"
 )
 
@@ -84,7 +82,7 @@ func (s *Server) runChangeFeed(ctx context.Context, group, db string, metrics *c
 				h := healthConfig(cfg)
 				user, password = h.User, h.Password
 			}
-			cc, err := backendConnConfig(s.topo.health.Writer(group), user, password, db)
+			cc, err := health.ConnConfig(s.topo.health.Writer(group), user, password, db, "shardwire-cache-feed")
 			if err != nil {
 				return nil, err
 			}
@@ -114,28 +112,6 @@ func (s *Server) runChangeFeed(ctx context.Context, group, db string, metrics *c
 	if err != nil && ctx.Err() == nil {
 		log.Error("cache change feed stopped", zap.Error(err))
 	}
-}
-
-// backendConnConfig is a connection configuration for addr with every parameter set here,
-// none taken from the process's libpq environment.
-func backendConnConfig(addr, user, password, database string) (*pgconn.Config, error) {
-	host, portText, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("endpoint %q: %w", addr, err)
-	}
-	port, err := strconv.ParseUint(portText, 10, 16)
-	if err != nil {
-		return nil, fmt.Errorf("endpoint %q: bad port: %w", addr, err)
-	}
-	cc, err := pgconn.ParseConfig("sslmode=disable")
-	if err != nil {
-		return nil, fmt.Errorf("connection config: %w", err)
-	}
-	cc.Host, cc.Port, cc.Fallbacks, cc.TLSConfig = host, uint16(port), nil, nil
-	cc.User, cc.Password, cc.Database = user, password, database
-	cc.RuntimeParams = map[string]string{"application_name": "shardwire-cache-feed"}
-	cc.ValidateConnect, cc.AfterConnect = nil, nil
-	return cc, nil
 }
 
 // keyColumn returns the shard-key column of a table of database db as routing sees it: from

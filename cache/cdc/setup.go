@@ -81,8 +81,30 @@ func syncPublication(ctx context.Context, conn *pgconn.PgConn, name string, cach
 }
 
 // cacheableTables returns the schema-qualified, quoted names of the cacheable root tables
-// (ordinary and partitioned, partitions excluded) of conn's database, sorted.
+// of conn's database, sorted.
 func cacheableTables(ctx context.Context, conn *pgconn.PgConn, cacheable func(string) bool) ([]string, error) {
+	tables, err := rootTables(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, t := range tables {
+		if cacheable(t.name) {
+			out = append(out, t.quoted)
+		}
+	}
+	return out, nil
+}
+
+// rootTable is an ordinary or partitioned table that is not a partition.
+type rootTable struct {
+	quoted string // schema-qualified, quoted for SQL
+	name   string // lower case, without schema: as the cache names it
+}
+
+// rootTables returns the root tables of conn's database outside the system schemas (a
+// partition's changes are published under its root's name), sorted by quoted name.
+func rootTables(ctx context.Context, conn *pgconn.PgConn) ([]rootTable, error) {
 	rows, err := queryRows(ctx, conn, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), lower(c.relname)
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
@@ -92,11 +114,9 @@ func cacheableTables(ctx context.Context, conn *pgconn.PgConn, cacheable func(st
 	if err != nil {
 		return nil, fmt.Errorf("list tables: %w", err)
 	}
-	var out []string
-	for _, r := range rows {
-		if cacheable(r[1]) {
-			out = append(out, r[0])
-		}
+	out := make([]rootTable, len(rows))
+	for i, r := range rows {
+		out[i] = rootTable{quoted: r[0], name: r[1]}
 	}
 	return out, nil
 }
@@ -154,23 +174,19 @@ func dropSlot(ctx context.Context, repl *pgconn.PgConn, name string) error {
 	return nil
 }
 
-// listTables returns the lower-case names of the ordinary and partitioned tables of conn's
-// database outside the system schemas, partitions excluded (their changes are published
-// under the root's name).
+// listTables returns the lower-case names of the root tables of conn's database, each once.
 func listTables(ctx context.Context, conn *pgconn.PgConn) ([]string, error) {
-	rows, err := queryRows(ctx, conn, `SELECT DISTINCT lower(c.relname)
-		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
-		AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-		AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp\_%'
-		ORDER BY 1`)
+	tables, err := rootTables(ctx, conn)
 	if err != nil {
-		return nil, fmt.Errorf("list tables: %w", err)
+		return nil, err
 	}
-	names := make([]string, len(rows))
-	for i, r := range rows {
-		names[i] = r[0]
+	var names []string
+	for _, t := range tables {
+		if !slices.Contains(names, t.name) {
+			names = append(names, t.name)
+		}
 	}
+	slices.Sort(names)
 	return names, nil
 }
 

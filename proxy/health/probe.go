@@ -42,10 +42,21 @@ type probeResult struct {
 	timeline     uint32 // writer only
 }
 
-// connConfig builds the check connection's configuration for addr. Every parameter is set
-// here: nothing may come from the libpq environment (PGHOST, PGSSLMODE, PGTARGETSESSIONATTRS,
-// PGOPTIONS, ...) of the proxy's process.
+// connConfig builds the check connection's configuration for addr.
 func connConfig(addr string, cfg Config) (*pgconn.Config, error) {
+	cc, err := ConnConfig(addr, cfg.User, cfg.Password, cfg.Database, "shardwire-health")
+	if err != nil {
+		return nil, err
+	}
+	cc.ConnectTimeout = cfg.ConnectTimeout
+	return cc, nil
+}
+
+// ConnConfig builds the configuration of a connection of the proxy's own (health checks, the
+// cache's change feed) to the endpoint addr. Every parameter is set here: nothing may come
+// from the libpq environment (PGHOST, PGSSLMODE, PGTARGETSESSIONATTRS, PGOPTIONS, ...) of the
+// proxy's process. Any endpoint is acceptable, a replica as well as a writer.
+func ConnConfig(addr, user, password, database, application string) (*pgconn.Config, error) {
 	host, portText, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("endpoint %q: %w", addr, err)
@@ -61,10 +72,9 @@ func connConfig(addr string, cfg Config) (*pgconn.Config, error) {
 	cc.Host, cc.Port = host, uint16(port)
 	cc.Fallbacks = nil
 	cc.TLSConfig = nil
-	cc.Database, cc.User, cc.Password = cfg.Database, cfg.User, cfg.Password
-	cc.ConnectTimeout = cfg.ConnectTimeout
-	cc.RuntimeParams = map[string]string{"application_name": "shardwire-health"}
-	cc.ValidateConnect = nil // a replica is as acceptable as a writer here
+	cc.Database, cc.User, cc.Password = database, user, password
+	cc.RuntimeParams = map[string]string{"application_name": application}
+	cc.ValidateConnect = nil
 	cc.AfterConnect = nil
 	cc.KerberosSrvName, cc.KerberosSpn = "", ""
 	cc.MinProtocolVersion, cc.MaxProtocolVersion = "3.0", "3.0"
