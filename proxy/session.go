@@ -450,6 +450,14 @@ func (s *session) handleParse(f wire.Frame) error {
 		s.localError(ce, false)
 		return nil
 	}
+	if !st.valid.Load() && s.heldTx() {
+		// Inside a held BEGIN: check it on a side connection rather than pin the
+		// transaction to the group a backend would be attached from.
+		if ce := s.sidePrepare(st); ce != nil {
+			s.localError(ce, false)
+			return nil
+		}
+	}
 	if st.valid.Load() {
 		// Known good: no backend needed now (a transaction-pooled client may prepare while
 		// every backend is busy); the Bind prepares it on whichever backend runs it.
@@ -644,6 +652,9 @@ func (s *session) handleDescribe(f wire.Frame) error {
 			return nil // answered with the portal's execution
 		}
 	}
+	if body[0] == 'S' && s.heldTx() {
+		return s.describeHeld(name, body)
+	}
 	sc, err := s.begin(anyTarget)
 	if err != nil {
 		return s.beginFailed(err, false)
@@ -736,6 +747,14 @@ func (s *session) handleSync(f wire.Frame) error {
 	if s.server == nil && len(s.deferredParses) == 0 {
 		s.mu.Unlock()
 		s.reply(nil) // nothing reached a backend: the proxy answers ReadyForQuery itself
+		return nil
+	}
+	if s.server == nil && s.virtualTx != 0 && s.deferredAnswerableLocked() {
+		// Inside a held BEGIN, every held Parse was checked on a side connection: answer
+		// them here rather than attach a backend (and pin the transaction) for a Sync.
+		s.mu.Unlock()
+		s.answerDeferredLocally()
+		s.reply(nil)
 		return nil
 	}
 	s.mu.Unlock()

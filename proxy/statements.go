@@ -62,6 +62,8 @@ func (r *statementRegistry) lookup(rest []byte) *statement {
 type unnamedStatement struct {
 	frame   []byte // the client's Parse message, verbatim
 	effects router.SessionEffects
+	// checked: a backend accepted it (on a side connection, while a BEGIN was held).
+	checked bool
 }
 
 // appendRenamed appends a message of type typ made of prefix (what precedes the name: a Bind's
