@@ -21,7 +21,7 @@ func TestHeldTransactionPrepares(t *testing.T) {
 		t.Fatalf("test layout: customer %d in %s", cust, p.groupOf(cust))
 	}
 	modes := map[string]pgx.QueryExecMode{
-		"named statements (cache)":     pgx.QueryExecModeCacheStatement,
+		"named statements (cache)":      pgx.QueryExecModeCacheStatement,
 		"unnamed statements (describe)": pgx.QueryExecModeDescribeExec,
 	}
 	id := int64(100)
