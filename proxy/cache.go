@@ -54,13 +54,16 @@ type cacheRead struct {
 	vals []cache.GenValue
 	// need[g] is the replay position a replica of group g must have reached for a fill from
 	// it; writerOnly[g] says only g's writer may fill (a generation without a known position).
-	need       map[int]uint64
-	writerOnly map[int]bool
+	need       []uint64 // by group index
+	writerOnly []bool
 	key        cache.Key
 }
 
 // needOf returns what a fill from group gi needs.
 func (r *cacheRead) needOf(gi int) (minLSN uint64, writerOnly bool) {
+	if gi < 0 || gi >= len(r.need) {
+		return 0, true
+	}
 	return r.need[gi], r.writerOnly[gi]
 }
 
@@ -211,7 +214,7 @@ func (s *session) readGens(plan *router.Plan, m *shardmap.Map, dst []cache.Gen) 
 // position; one without a known position (created, flushed, or bumped on another group since
 // a shard moved) leaves only g's writer. The global generation is never about data.
 func (r *cacheRead) needs(m *shardmap.Map) {
-	r.need, r.writerOnly = make(map[int]uint64, 2), make(map[int]bool, 2)
+	r.need, r.writerOnly = make([]uint64, len(m.Groups)), make([]bool, len(m.Groups))
 	for i, g := range r.gens {
 		v := r.vals[i]
 		var gi int
@@ -225,7 +228,7 @@ func (r *cacheRead) needs(m *shardmap.Map) {
 		case cache.GenCustomer:
 			gi = m.Owner[shardmap.ShardOf(g.N)]
 		}
-		if gi < 0 {
+		if gi < 0 || gi >= len(r.need) {
 			continue
 		}
 		if v.LSN == 0 || v.LSN == cache.UnknownLSN || v.Group != m.Groups[gi].Name {
@@ -444,15 +447,13 @@ func (s *session) replayEntry(pp *proxyPortal, simple bool) bool {
 	return true
 }
 
-// notePortalSeen records what a served read tells about the session's later reads: nothing
-// today beyond the metrics; kept as the one place a hit updates session state.
+// notePortalSeen records what a hit tells about the session's later reads: it read data at
+// least as new as the positions its generations name, so its later replica reads of those
+// groups wait for them (monotonic reads across the cache and the database).
 func (s *session) notePortalSeen(pp *proxyPortal) {
 	if pp.cache == nil {
 		return
 	}
-	// A session that read a generation's value must not read older data afterwards:
-	// remember the positions its gens ask for, so later replica reads of those groups wait
-	// for them (monotonic reads).
 	for gi, lsn := range pp.cache.need {
 		if gi < 0 || gi >= len(pp.m.Groups) || lsn == 0 {
 			continue

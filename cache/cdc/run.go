@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/shardwire/shardwire/cache"
+	"github.com/shardwire/shardwire/internal/ctxwait"
 )
 
 // closeTimeout bounds closing a connection and the clean-up done after a term ends.
@@ -61,7 +62,7 @@ func Run(ctx context.Context, cfg Config) error {
 		case err != nil:
 			f.log.Warn("cache feed: attempt failed, retrying", zap.Error(err), zap.Duration("retry", cfg.Retry))
 		}
-		if sleepCtx(ctx, cfg.Retry) != nil {
+		if ctxwait.Sleep(ctx, cfg.Retry) != nil {
 			return nil
 		}
 	}
@@ -211,7 +212,7 @@ func (f *feed) bump(ctx context.Context, lsn pglogrepl.LSN, touches []cache.Touc
 		if whilePaused != nil {
 			whilePaused()
 		}
-		if sleepCtx(ctx, f.cfg.Retry) != nil {
+		if ctxwait.Sleep(ctx, f.cfg.Retry) != nil {
 			return context.Cause(ctx)
 		}
 	}
@@ -222,16 +223,4 @@ func closeConn(conn *pgconn.PgConn) {
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
 	_ = conn.Close(ctx)
-}
-
-// sleepCtx waits for d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/shardwire/shardwire/internal/childproc"
+	"github.com/shardwire/shardwire/internal/ctxwait"
 )
 
 // Roles and database present on every server.
@@ -134,7 +135,7 @@ func (s *Server) start(ctx context.Context, newPort bool) error {
 				continue
 			case exit.shmemInUse():
 				// Backends of a killed postmaster are still exiting.
-				if sleepCtx(ctx, readyPollInterval) == nil {
+				if ctxwait.Sleep(ctx, readyPollInterval) == nil {
 					continue
 				}
 			}
@@ -401,16 +402,4 @@ func readFrom(path string, offset int64) []byte {
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
-}
-
-// sleepCtx waits for d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
