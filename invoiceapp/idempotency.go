@@ -107,16 +107,12 @@ WHERE customer_id = $1 AND idem_key = $2`, customerID, key.Key, resp.Status, res
 }
 
 // pinCustomer is the first statement of every write transaction: it routes the transaction to
-// customerID's shard group and tells whether the customer exists. It runs as an unnamed
-// statement parsed together with its parameters (QueryExecModeExec): shardwire pins a
-// transaction to the group of its first routed statement, and pgx's default mode would first
-// send a named statement's Parse and Describe, which carry no shard key, so the proxy would
-// pin the transaction to the default group. Once pinned, the transaction's later statements
-// may use pgx's statement cache.
+// customerID's shard group (shardwire pins a transaction to the group of its first routed
+// statement; preparing it inside BEGIN does not) and tells whether the customer exists.
 func pinCustomer(ctx context.Context, tx pgx.Tx, customerID int64) (bool, error) {
 	var exists bool
 	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM customers WHERE customer_id = $1)`,
-		pgx.QueryExecModeExec, customerID).Scan(&exists)
+		customerID).Scan(&exists)
 	if err != nil {
 		return false, fmt.Errorf("look up customer %d: %w", customerID, err)
 	}
