@@ -54,12 +54,11 @@ type GenValue struct {
 type Touch struct {
 	DB    string
 	Table string // lower case, without schema
-	// Sharded says the table is sharded; then exactly one of Customers (the exact set of
-	// customers whose rows were written) or Shards (the shards written, customers unknown)
-	// is set. An unsharded table, or a sharded one with neither set, bumps GenTable.
+	// Sharded says the table is sharded; Customers, when set, is the exact set of customers
+	// whose rows were written. An unsharded table, or a sharded one without Customers, bumps
+	// GenTable.
 	Sharded   bool
 	Customers []int64
-	Shards    shardmap.ShardSet
 }
 
 // Gens appends the generations a write described by t bumps on group, and returns the

@@ -106,7 +106,12 @@ func (s *session) cacheRequest(plan *router.Plan, m *shardmap.Map) *cacheRead {
 		ttl = plan.CacheTTL // a hint shortens the TTL; the table's is the cap
 	}
 	switch plan.Target {
-	case router.TargetShards, router.TargetScatter, router.TargetDefault:
+	case router.TargetShards:
+		if _, one := shardsGroup(plan.Shards, m); !one {
+			c.Bypass(bypassTarget) // the normal path refuses it (0A000)
+			return nil
+		}
+	case router.TargetScatter, router.TargetDefault:
 	default:
 		c.Bypass(bypassTarget)
 		return nil
@@ -174,10 +179,8 @@ func (s *session) readGens(plan *router.Plan, m *shardmap.Map, dst []cache.Gen) 
 	shards := plan.Shards
 	switch plan.Target {
 	case router.TargetShards:
-		for gi := range m.Groups {
-			if m.GroupsOf(plan.Shards)&(1<<gi) != 0 {
-				groups = append(groups, gi)
-			}
+		if gi, ok := shardsGroup(plan.Shards, m); ok {
+			groups = append(groups, gi)
 		}
 	case router.TargetScatter:
 		shards = shardmap.AllShards
@@ -523,12 +526,7 @@ func (s *session) routedRead(pp *proxyPortal, simple bool) (*replyCapture, *clie
 	m := pp.m
 	gi := m.DefaultGroup
 	if pp.plan.Target == router.TargetShards {
-		for g := range m.Groups {
-			if m.GroupsOf(pp.plan.Shards)&(1<<g) != 0 {
-				gi = g
-				break
-			}
-		}
+		gi, _ = shardsGroup(pp.plan.Shards, m) // a single group: cacheRequest checked
 	}
 	name := m.Groups[gi].Name
 	minLSN, writerOnly := uint64(0), s.cacheOff || s.strong

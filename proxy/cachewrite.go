@@ -54,7 +54,6 @@ func appendTouches[V any](dst []posTouch, pos uint64, db, group string, plan *ro
 		pt := posTouch{pos: pos, group: group, touch: cache.Touch{DB: db, Table: t}}
 		if _, sharded := m.KeyColumn(t); sharded && plan.Kind == router.KindWrite {
 			pt.touch.Sharded = true
-			pt.touch.Shards = plan.Shards
 			if plan.Keys.Exact() {
 				pt.touch.Customers = make([]int64, plan.Keys.Len())
 				for i := range pt.touch.Customers {

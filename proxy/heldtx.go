@@ -82,31 +82,16 @@ func (s *session) sideRun(msgs []byte, st *statement) ([][]byte, *clientError) {
 // sideExchange writes msgs (ending with a Sync) on a connection the caller owns and reads to
 // ReadyForQuery: the describing replies, copied, and the ErrorResponse frame, if any.
 func sideExchange(sc *pool.Conn, msgs []byte) (replies [][]byte, fail []byte, err error) {
-	_ = sc.SetDeadline(time.Now().Add(30 * time.Second))
-	defer sc.SetDeadline(time.Time{})
-	if _, err := sc.W.Write(msgs); err != nil {
-		return nil, nil, fmt.Errorf("send: %w", err)
-	}
-	if err := sc.W.Flush(); err != nil {
-		return nil, nil, fmt.Errorf("send: %w", err)
-	}
-	for {
-		f, err := sc.R.Next()
-		if err != nil {
-			return nil, nil, fmt.Errorf("read reply: %w", err)
-		}
+	fail, status, err := exchange(sc, msgs, 30*time.Second, func(f wire.Frame) {
 		switch f.Type() {
 		case wire.ParameterDesc, wire.RowDescription, wire.NoData:
 			replies = append(replies, append([]byte(nil), f...))
-		case wire.ErrorResponse:
-			fail = append([]byte(nil), f...)
-		case wire.ReadyForQuery:
-			if b := f.Body(); len(b) != 1 || b[0] != 'I' {
-				sc.MarkBroken()
-			}
-			return replies, fail, nil
 		}
+	})
+	if err == nil && status != 'I' {
+		sc.MarkBroken()
 	}
+	return replies, fail, err
 }
 
 // deferredAnswerableLocked reports whether every reply held behind deferred Parses can be

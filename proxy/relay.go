@@ -617,11 +617,24 @@ func runSimple(sc *pool.Conn, sql string, budget time.Duration, onStatus func(wi
 // status is ReadyForQuery's transaction status. err is an I/O failure: the backend is unusable.
 func runQuery(sc *pool.Conn, sql string, budget time.Duration, each func(wire.Frame)) (fail []byte, status byte, err error) {
 	sc.UnnamedOwner = nil // a simple query drops the backend's unnamed statement
-	_ = sc.SetDeadline(time.Now().Add(budget))
-	defer sc.SetDeadline(time.Time{})
 	msg := wire.AppendHeader(nil, wire.Query, len(sql)+1)
 	msg = append(append(msg, sql...), 0)
-	if _, err := sc.W.Write(msg); err != nil {
+	failFrame, status, err := exchange(sc, msg, budget, each)
+	if failFrame != nil {
+		fail = wire.Frame(failFrame).Body()
+	}
+	return fail, status, err
+}
+
+// exchange sends msgs (ending with a Query or a Sync) on a backend the caller owns and no
+// relay reads, and reads the reply to ReadyForQuery: each frame but the ErrorResponse and
+// ReadyForQuery goes to each (valid only during the call), the ErrorResponse frame (copied)
+// is returned as fail, and status is ReadyForQuery's transaction status. err is an I/O
+// failure: the backend is unusable.
+func exchange(sc *pool.Conn, msgs []byte, budget time.Duration, each func(wire.Frame)) (fail []byte, status byte, err error) {
+	_ = sc.SetDeadline(time.Now().Add(budget))
+	defer sc.SetDeadline(time.Time{})
+	if _, err := sc.W.Write(msgs); err != nil {
 		return nil, 0, fmt.Errorf("send: %w", err)
 	}
 	if err := sc.W.Flush(); err != nil {
@@ -640,7 +653,7 @@ func runQuery(sc *pool.Conn, sql string, budget time.Duration, each func(wire.Fr
 			}
 			return fail, status, nil
 		case wire.ErrorResponse:
-			fail = append([]byte(nil), f.Body()...)
+			fail = append([]byte(nil), f...)
 		default:
 			each(f)
 		}

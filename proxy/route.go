@@ -91,16 +91,11 @@ func (s *session) targetFor(plan *router.Plan, m *shardmap.Map) (routeTarget, *c
 	case router.TargetDefault:
 		t.group = m.DefaultGroup
 	case router.TargetShards:
-		groups := m.GroupsOf(plan.Shards)
-		if groups&(groups-1) != 0 {
+		g, ok := shardsGroup(plan.Shards, m)
+		if !ok {
 			return t, crossGroupError(plan.Shards, m)
 		}
-		for g := 0; g < len(m.Groups); g++ {
-			if groups&(1<<g) != 0 {
-				t.group = g
-			}
-		}
-		t.shards = plan.Shards
+		t.group, t.shards = g, plan.Shards
 	}
 	s.mu.Lock()
 	inTx := s.virtualTx != 0 || (s.server != nil && s.txStatus != 'I')
@@ -112,6 +107,21 @@ func (s *session) targetFor(plan *router.Plan, m *shardmap.Map) (routeTarget, *c
 		}
 	}
 	return t, nil
+}
+
+// shardsGroup returns the index of the one group owning every shard of shards, and false
+// when they span several groups.
+func shardsGroup(shards shardmap.ShardSet, m *shardmap.Map) (int, bool) {
+	groups := m.GroupsOf(shards)
+	if groups&(groups-1) != 0 {
+		return -1, false
+	}
+	for g := range m.Groups {
+		if groups&(1<<g) != 0 {
+			return g, true
+		}
+	}
+	return -1, false
 }
 
 // crossGroupError names two shards of a statement that live in different groups.
