@@ -72,6 +72,37 @@ type Config struct {
 	Cluster Cluster `yaml:"cluster"`
 	// Cache configures the read-through result cache. Off unless Tables names a table.
 	Cache Cache `yaml:"cache"`
+	// Moves configures this node's part in online shard moves: holding a frozen shard's
+	// writes, the grace of open transactions, and retries after a write met a move's fence.
+	Moves Moves `yaml:"moves"`
+}
+
+// Moves configures how a node serves a shard while it is being moved to another group.
+type Moves struct {
+	// BufferTimeout bounds how long one statement is held: a write to a frozen shard waiting
+	// for the map that ends the freeze, or a write that met a fence waiting for a newer map.
+	// Past it the statement gets SQLSTATE 40001 and is not run. Default 10s.
+	BufferTimeout Duration `yaml:"buffer_timeout"`
+	// BufferLimit bounds how many statements the node holds at once; the next one gets 40001
+	// and is not run. Default 10000.
+	BufferLimit int `yaml:"buffer_limit"`
+	// Grace is how long a transaction already open on a shard's owner may go on touching the
+	// shard after this node loaded the map that froze it; afterwards its statements for the
+	// shard get 40001. Default 1s.
+	Grace Duration `yaml:"grace"`
+}
+
+func (m *Moves) validate() error {
+	if m.BufferTimeout <= 0 {
+		return fmt.Errorf("buffer_timeout must be positive, got %v", m.BufferTimeout.D())
+	}
+	if m.BufferLimit <= 0 {
+		return fmt.Errorf("buffer_limit must be positive, got %d", m.BufferLimit)
+	}
+	if m.Grace < 0 {
+		return fmt.Errorf("grace must not be negative, got %v", m.Grace.D())
+	}
+	return nil
 }
 
 // Cache configures the read-through cache: results of single SELECTs on the tables named in
@@ -339,6 +370,7 @@ func Default() Config {
 		Cache: Cache{L1Bytes: 64 << 20, MaxResultBytes: 1 << 20, Staleness: Duration(250 * time.Millisecond),
 			Timeout: Duration(200 * time.Millisecond)},
 		Sharding: Sharding{KeyColumn: "customer_id"},
+		Moves:    Moves{BufferTimeout: Duration(10 * time.Second), BufferLimit: 10000, Grace: Duration(time.Second)},
 		Health: Health{
 			Interval:      Duration(250 * time.Millisecond),
 			MaxReplicaLag: Duration(time.Second),
@@ -482,6 +514,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Cache.validate(); err != nil {
 		return fmt.Errorf("cache: %w", err)
+	}
+	if err := c.Moves.validate(); err != nil {
+		return fmt.Errorf("moves: %w", err)
 	}
 	if c.Health.Interval <= 0 || c.Health.MaxReplicaLag <= 0 || c.Health.BanTime <= 0 || c.Health.MaxBanTime < c.Health.BanTime {
 		return errors.New("health: interval, max_replica_lag and ban_time must be positive, max_ban_time at least ban_time")

@@ -78,3 +78,38 @@ func TestParseErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestMoves(t *testing.T) {
+	c, err := Parse([]byte(minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Moves.BufferTimeout.D() != 10*time.Second || c.Moves.BufferLimit != 10000 || c.Moves.Grace.D() != time.Second {
+		t.Fatalf("moves defaults not applied: %+v", c.Moves)
+	}
+	c, err = Parse([]byte(minimal + "moves: {buffer_timeout: 3s, buffer_limit: 50, grace: 250ms}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Moves.BufferTimeout.D() != 3*time.Second || c.Moves.BufferLimit != 50 || c.Moves.Grace.D() != 250*time.Millisecond {
+		t.Fatalf("moves overrides not applied: %+v", c.Moves)
+	}
+	if c, err = Parse([]byte(minimal + "moves: {grace: 0s}\n")); err != nil || c.Moves.Grace != 0 {
+		t.Fatalf("grace 0 (fail open transactions at once) refused: %v", err)
+	}
+	cases := []struct{ name, yaml, want string }{
+		{"zero buffer timeout", "moves: {buffer_timeout: 0s}\n", "buffer_timeout"},
+		{"negative buffer timeout", "moves: {buffer_timeout: -1s}\n", "buffer_timeout"},
+		{"zero buffer limit", "moves: {buffer_limit: 0}\n", "buffer_limit"},
+		{"negative grace", "moves: {grace: -5ms}\n", "grace"},
+		{"unknown key", "moves: {buffer_size: 3}\n", "buffer_size"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(minimal + tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error mentioning %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/shardwire/shardwire/config"
 	"github.com/shardwire/shardwire/internal/buildinfo"
 	"github.com/shardwire/shardwire/internal/pgtest"
 	"github.com/shardwire/shardwire/invoiceapp/service"
@@ -48,6 +49,9 @@ type Options struct {
 	Version string
 	// Overlay is YAML merged over each node's generated config (see package doc).
 	Overlay []byte
+	// NodeConfig, when set, changes node i's configuration last, after the overlay (tests
+	// give one node a different catalog address, say).
+	NodeConfig func(i int, cfg *config.Config)
 	// Log receives in-process nodes' logs and devcluster's own; nil discards them.
 	Log *zap.Logger
 	// Logf receives Postgres start-up progress; nil discards it.
@@ -214,6 +218,12 @@ func (c *Cluster) startNodes(ctx context.Context, opts Options, addrs []nodeAddr
 		}
 		if c.Redis != nil {
 			withDevCache(&cfg, c.Redis.Addr())
+		}
+		if opts.NodeConfig != nil {
+			opts.NodeConfig(i, &cfg)
+			if err := cfg.Validate(); err != nil {
+				return fmt.Errorf("devcluster: proxy %s config: %w", nodeName(i), err)
+			}
 		}
 		n := &Node{Name: cfg.NodeName, Addr: a.listen, Admin: a.admin, Gossip: a.gossip, Config: cfg, report: c.report}
 		c.Nodes = append(c.Nodes, n)

@@ -17,7 +17,7 @@ import (
 )
 
 // readyTimeout bounds the wait for every node to be ready after Start.
-const readyTimeout = 30 * time.Second
+const readyTimeout = 60 * time.Second
 
 // retryInterval is the pause between two checks of a condition.
 const retryInterval = 50 * time.Millisecond

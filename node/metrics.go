@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shardwire/shardwire/cluster"
+	"github.com/shardwire/shardwire/shardmap"
 )
 
 var (
@@ -34,5 +35,29 @@ func (mc *memberCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(memberEpochDesc, prometheus.GaugeValue, float64(m.Meta.Epoch), m.Name)
 		ch <- prometheus.MustNewConstMetric(memberLeaseDesc, prometheus.GaugeValue, lease, m.Name)
+	}
+}
+
+var shardStateDesc = prometheus.NewDesc("shardwire_shardmap_shards",
+	"Logical shards in the map this node serves, by state: active, moving (a move is copying it), frozen (its writes are held for a move's switch).",
+	[]string{"state"}, nil)
+
+// shardStateCollector reports how many shards of the node's map are in each state: a shard
+// move in progress shows as moving or frozen.
+type shardStateCollector struct{ store *shardmap.Store }
+
+// Describe sends the descriptor.
+func (sc *shardStateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- shardStateDesc }
+
+// Collect sends one sample per state.
+func (sc *shardStateCollector) Collect(ch chan<- prometheus.Metric) {
+	counts := map[shardmap.ShardState]int{shardmap.StateActive: 0, shardmap.StateMoving: 0, shardmap.StateFrozen: 0}
+	if m := sc.store.Current(); m != nil {
+		for _, st := range m.State {
+			counts[st]++
+		}
+	}
+	for st, n := range counts {
+		ch <- prometheus.MustNewConstMetric(shardStateDesc, prometheus.GaugeValue, float64(n), string(st))
 	}
 }

@@ -98,6 +98,10 @@ func New(cfg config.Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.proxy = srv
+	if err := n.reg.Register(&shardStateCollector{store: srv.MapStore()}); err != nil {
+		srv.Close()
+		return nil, fmt.Errorf("node metrics: %w", err)
+	}
 	if cfg.Cluster.Bind == "" {
 		return n, nil
 	}

@@ -135,6 +135,15 @@ func (s *Server) CancelLocal(pid uint32, secret []byte) bool {
 // cancelSession cancels what sess runs on its backend(s).
 func (s *Server) cancelSession(sess *session) {
 	sess.mu.Lock()
+	if sess.holdCancel != nil {
+		// The session holds its statement for a shard being moved: nothing runs yet, the
+		// statement is refused.
+		close(sess.holdCancel)
+		sess.holdCancel = nil
+		sess.mu.Unlock()
+		s.metrics.cancels.WithLabelValues("held").Inc()
+		return
+	}
 	if sess.multiRunning {
 		// A scatter or DDL on every group runs: cancel it on each group's backend. Those
 		// backends are closed, not pooled, afterwards (a late cancel must hit nobody else).

@@ -10,4 +10,8 @@
 // working in transaction mode (statements.go), answers some messages itself, and knows when a
 // transaction ended so the backend can go back to the pool. Session settings follow the client
 // from backend to backend (settings.go). Errors become ErrorResponses in one place (errors.go).
+//
+// During an online shard move (moves*.go) the node holds a frozen shard's new writes until the
+// map moves on, fails transactions that touch it past a grace period, runs again a write that
+// met the move's fence in the old owner, and refuses DDL on sharded tables.
 package proxy

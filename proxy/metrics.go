@@ -48,7 +48,7 @@ func newMetrics(reg prometheus.Registerer, pools func() []*poolEntry) *metrics {
 		clientBytesOut: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "shardwire_client_sent_bytes_total", Help: "Bytes sent to clients."}),
 		cancels: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "shardwire_cancel_requests_total", Help: "CancelRequests by result: forwarded (to this node's backend), to_peer (sent on to the node that issued the key), unknown_key, idle, failed."}, []string{"result"}),
+			Name: "shardwire_cancel_requests_total", Help: "CancelRequests by result: forwarded (to this node's backend), to_peer (sent on to the node that issued the key), held (a statement held for a shard being moved), unknown_key, idle, failed."}, []string{"result"}),
 		routed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shardwire_routed_total", Help: "Server connections attached for routed work, by shard group and role (writer or replica)."},
 			[]string{"group", "role"}),

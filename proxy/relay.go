@@ -13,6 +13,7 @@ import (
 	"github.com/shardwire/shardwire/proxy/pool"
 	"github.com/shardwire/shardwire/proxy/wire"
 	"github.com/shardwire/shardwire/router"
+	"github.com/shardwire/shardwire/shardmap"
 )
 
 // relay forwards the attached backend's replies to the client until the backend goes back to
@@ -118,8 +119,16 @@ func (s *session) pump() {
 	}
 	more := s.pumpWantsMoreLocked()
 	s.mu.Unlock()
+	if more && sc.W.Buffered() > 0 {
+		// Requests written while the client had more to send are still in the buffer (a
+		// replay writes so too): the backend must have them before its replies are awaited.
+		if err := sc.W.Flush(); err != nil {
+			s.serverWriteFailed(sc, err)
+		}
+	}
 	if more && s.readReplies(sc, untilAnswered) {
-		s.pump() // the backend left; a replayed read may have attached another
+		s.runFenceRetry() // a write that met a move's fence runs again, if one did
+		s.pump()          // the backend left; a replayed request may have attached another
 	}
 }
 
@@ -253,6 +262,19 @@ func (s *session) handleServerFrame(sc *pool.Conn, f wire.Frame) bool {
 				break
 			}
 			f = downgradeFatal(f)
+		} else if isFenceError(f.Body()) {
+			// A move's fence refused a write: it did not run. Run it again once the map moved
+			// on when nothing of it reached the client (moves_fence.go).
+			if s.fenceHideLockedW(sc, f) {
+				forward = false
+				break
+			}
+			if s.txStatus == 'T' || s.txStatus == 'E' {
+				f = fencedInTxError(f)
+				s.srv.moves.metrics.fence.WithLabelValues(fenceInTx).Inc()
+			} else {
+				s.srv.moves.metrics.fence.WithLabelValues(fenceNotRetryable).Inc()
+			}
 		}
 		s.serverError(sc, f.Body())
 	case wire.ReadyForQuery:
@@ -342,6 +364,12 @@ func (s *session) serverError(sc *pool.Conn, body []byte) {
 	s.copyIn = false
 	s.batchFailed = true
 	s.srv.metrics.errors.WithLabelValues(errorCode(body), "server").Inc()
+	s.dropUntilSyncLocked(sc)
+}
+
+// dropUntilSyncLocked takes the replies the backend skips after an error in the extended
+// protocol off the queue, up to the next Sync (s.mu held).
+func (s *session) dropUntilSyncLocked(sc *pool.Conn) {
 	p := s.queue.peek()
 	if p == nil || p.kind == pendQuery {
 		return
@@ -363,6 +391,9 @@ func (s *session) serverError(sc *pool.Conn, body []byte) {
 // readyForQuery ends a request: it settles session state and decides whether the backend goes
 // back to the pool. s.mu is held and is released here.
 func (s *session) readyForQuery(sc *pool.Conn, f wire.Frame) bool {
+	if s.fenceErr != nil && s.fenceReadyLocked(sc, f) {
+		return true // the backend went back; the pump runs the request again
+	}
 	s.wmu.Lock()
 	s.emitSynthHeadLockedW()
 	status := byte('I')
@@ -513,6 +544,8 @@ func (s *session) serverReadFailed(sc *pool.Conn, err error) {
 		return
 	}
 	gone := s.clientGone
+	fenced := s.fenceErr // a write the fence refused: it did not run, whatever became of the connection
+	s.fenceErr = nil
 	s.bumpLostLocked()
 	s.server = nil
 	s.copyIn = false
@@ -539,7 +572,10 @@ func (s *session) serverReadFailed(sc *pool.Conn, err error) {
 			// Nobody is waiting now: the client's next request learns that its transaction is gone.
 			s.lostTx.Store(true)
 		case waiting:
-			if !s.batchFailed { // the backend's own error (e.g. 57P01) may already have been sent
+			if fenced != nil {
+				s.writeClient(fenced)
+				s.srv.metrics.errors.WithLabelValues(shardmap.CodeShardFenced, "server").Inc()
+			} else if !s.batchFailed { // the backend's own error (e.g. 57P01) may already have been sent
 				s.writeClient(appendErrorResponse(nil, lostServerError()))
 				s.srv.metrics.errors.WithLabelValues(codeConnectionFailure, "proxy").Inc()
 			}

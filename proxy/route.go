@@ -450,15 +450,25 @@ func (s *session) noteWriteLocked() {
 
 // startReplayLocked starts recording a unit of work on a newly attached replica, so that it
 // can be replayed elsewhere if the replica fails before answering (s.mu held).
+//
+// A unit attached on a writer for a write routed to shards outside a transaction records the
+// same way, so that it can run again if it meets a move's fence (moves_fence.go).
 func (s *session) startReplayLocked(at routeTarget) {
 	s.replay = s.replay[:0]
 	s.replayParses = append(s.replayParses[:0], s.deferredParses...)
 	s.replayOK = !at.writer && at.read && s.deferredBegin == nil && s.mode != config.PoolModeSession && !s.replaying
-	if s.replayOK {
-		s.wmu.Lock()
-		s.replayMark, s.replayResults = s.sentFrames, s.resultsSent
-		s.wmu.Unlock()
+	s.fenceOK = at.writer && !at.read && !at.shards.Empty() && s.deferredBegin == nil &&
+		s.mode != config.PoolModeSession && !s.replaying && s.curMap != nil
+	if s.fenceOK {
+		s.fenceEpoch, s.fenceUnitAttempt = s.curMap.Epoch, s.fenceAttempt
 	}
+	s.wmu.Lock()
+	s.sentLog, s.sentOverflow = s.sentLog[:0], false
+	s.sentLogging = s.replayOK || s.fenceOK
+	if s.sentLogging {
+		s.replayResults = s.resultsSent
+	}
+	s.wmu.Unlock()
 }
 
 // replayableLocked reports whether the attached replica's failure may be hidden from the
@@ -468,14 +478,14 @@ func (s *session) replayableLocked(sc *pool.Conn) bool {
 		return false
 	}
 	s.wmu.Lock()
-	untouched := s.resultsSent == s.replayResults
+	untouched := s.resultsSent == s.replayResults && !s.sentOverflow
 	s.wmu.Unlock()
 	return untouched
 }
 
 // replayableLockedW is replayableLocked with s.wmu held too.
 func (s *session) replayableLockedW(sc *pool.Conn) bool {
-	return s.replayCandidateLocked(sc) && s.resultsSent == s.replayResults
+	return s.replayCandidateLocked(sc) && s.resultsSent == s.replayResults && !s.sentOverflow
 }
 
 func (s *session) replayCandidateLocked(sc *pool.Conn) bool {
@@ -508,7 +518,7 @@ func (s *session) replayElsewhere(sc *pool.Conn, cause error) {
 	s.logger().Info("replica failed a read before answering; running it on another endpoint",
 		zap.String("group", group), zap.String("server", addr), zap.Error(cause))
 	s.wmu.Lock()
-	s.replaySkip = s.sentFrames - s.replayMark // replies before the first result: sent already
+	s.replaySkip = append([]byte(nil), s.sentLog...) // replies before the first result: sent already
 	s.wmu.Unlock()
 	skip := s.skipUntilSync
 	s.skipUntilSync = false

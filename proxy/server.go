@@ -44,6 +44,8 @@ type Server struct {
 	// catalog is the shard map catalog; nil without one, or before Start.
 	catalog atomic.Pointer[shardmap.Catalog]
 	topo    *topology
+	// moves tracks frozen shards and the statements held for them.
+	moves *moveState
 	// cache is the read-through cache; nil when no table is cacheable. cacheHook is a test
 	// hook (SetCacheHook); keyBuilders recycles cache key hashers.
 	cache       *cache.Cache
@@ -135,6 +137,7 @@ func New(cfg config.Config, log *zap.Logger, reg prometheus.Registerer) (*Server
 		s.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	s.metrics = newMetrics(reg, s.poolList)
+	s.moves = newMoveState(topo.store, reg)
 	if cfg.Cache.Enabled() {
 		c, err := cache.New(cache.Options{Config: cfg.Cache, Log: log.Named("cache"), Registry: reg, Clustered: cfg.Cluster.Bind != ""})
 		if err != nil {

@@ -129,24 +129,44 @@ type session struct {
 	// skipAfterServerLoss asks the client loop to skip to the next Sync (set by the relay).
 	skipAfterServerLoss atomic.Bool
 
-	wmu        sync.Mutex
-	out        *wire.Writer // to the client
-	bytesOut   uint64       // sent since last published to metrics (wmu)
-	sentFrames uint64       // frames written to the client (wmu)
+	wmu      sync.Mutex
+	out      *wire.Writer // to the client
+	bytesOut uint64       // sent since last published to metrics (wmu)
 	// resultsSent counts results written to the client (rows, command completions, errors,
 	// ReadyForQuery): what a replay must not repeat (wmu).
 	resultsSent uint64
-	replaySkip  uint64 // frames of a replayed unit the client already has (wmu)
+	replaySkip  []byte // types of the frames of a replayed unit the client already has (wmu)
 
 	// A read on a replica that fails before anything reached the client is replayed on another
 	// endpoint (client loop, and s.mu where a backend is attached or released).
 	replay        []byte          // the client's messages since the replica was attached
-	replayMark    uint64          // sentFrames when it was attached
-	replayResults uint64          // resultsSent when it was attached
+	replayResults uint64          // resultsSent when it was attached (wmu)
 	replayParses  []deferredParse // held-back Parses it was sent at attach
 	replayOK      bool            // the unit can still be replayed
 	replaying     bool
+	// sentLog lists the types of the frames written to the client since a replayable unit
+	// was attached, while sentLogging (at most maxSentLog; past it sentOverflow, and the unit
+	// is no longer replayable); a replay skips the same frames again (replaySkip) (wmu).
+	sentLog      []byte
+	sentLogging  bool
+	sentOverflow bool
+
+	// A write routed outside a transaction that meets a move's fence is run again once a
+	// newer map arrives (moves_fence.go). It records its unit in replay, as a replica read
+	// does (client loop, and s.mu where a backend is attached or released).
+	fenceOK          bool        // the attached unit records for a fence retry
+	fenceEpoch       int64       // the map epoch the unit was routed with
+	fenceAttempt     int         // retries of the request being dispatched again (client loop)
+	fenceUnitAttempt int         // fenceAttempt when the unit was attached
+	fenceErr         []byte      // the fence error kept back until its request's ReadyForQuery
+	fenceRetry       *fenceRetry // a retry for the pump to run (runFenceRetry)
+	// holdCancel, while the client loop waits for a map (a held statement or a fence
+	// retry), is closed by a CancelRequest for the session (s.mu).
+	holdCancel chan struct{}
 }
+
+// maxSentLog bounds sentLog.
+const maxSentLog = 256
 
 // run is the client loop. It returns when the client leaves or must be disconnected.
 func (s *session) run() error {
@@ -158,7 +178,7 @@ func (s *session) run() error {
 		}
 		s.bytesIn += uint64(len(f))
 		if err := s.handle(f); err != nil {
-			if errors.Is(err, errTerminate) {
+			if errors.Is(err, errTerminate) || errors.Is(err, errClientGone) {
 				return nil
 			}
 			return err
@@ -199,17 +219,33 @@ func (s *session) clientReadError(err error) error {
 	return err
 }
 
-// handle processes one client message; for a replica read it keeps the message for a replay.
+// handle processes one client message; for a replica read or a write that may meet a move's
+// fence it keeps the message for a replay.
 func (s *session) handle(f wire.Frame) error {
 	err := s.dispatch(f)
-	if s.replayOK && !s.replaying {
-		s.mu.Lock()
-		if s.server != nil && !s.srvWriter && s.replayOK {
-			s.replay = append(s.replay, f...)
-		}
-		s.mu.Unlock()
-	}
+	s.record(f)
 	return err
+}
+
+// record keeps a message of the attached unit for a replay: on a replica (a failed read runs
+// elsewhere) or on a writer for a routed write (a fenced write runs again).
+func (s *session) record(f wire.Frame) {
+	if !(s.replayOK && !s.replaying) && !s.fenceOK {
+		return
+	}
+	s.mu.Lock()
+	switch {
+	case s.server == nil:
+	case s.replayOK && !s.replaying && !s.srvWriter:
+		s.replay = append(s.replay, f...)
+	case s.fenceOK && s.srvWriter:
+		if len(s.replay)+len(f) > maxFenceRecord {
+			s.fenceOK, s.replay = false, nil // too large to keep: this unit is not retried
+			break
+		}
+		s.replay = append(s.replay, f...)
+	}
+	s.mu.Unlock()
 }
 
 // dispatch processes one client message.
@@ -287,7 +323,7 @@ func (s *session) handleQuery(f wire.Frame) error {
 	m := s.currentMap()
 	s.curMap = m
 	plan := s.srv.topo.router.Route(bytesToString(sql), s.routerSession(), m)
-	if s.refused(&plan, true) {
+	if s.refused(&plan, m, true) {
 		return nil
 	}
 	if req := s.cacheRequest(&plan, m); req != nil {
@@ -299,6 +335,16 @@ func (s *session) handleQuery(f wire.Frame) error {
 	}
 	if plan.Statements == 1 && s.virtualTxControl(f, &plan) {
 		return nil
+	}
+	if plan.Target == router.TargetShards && !m.Frozen().Empty() {
+		switch r, err := s.gateMove(&plan, m, true); {
+		case err != nil:
+			return err
+		case r == gateAgain:
+			return s.handleQuery(f) // the freeze ended: route it with the new map
+		case r == gateDone:
+			return nil
+		}
 	}
 	if plan.Kind == router.KindDDL {
 		defer s.srv.topo.schemaChanged(s.db.BackendName)
@@ -321,9 +367,9 @@ func (s *session) handleQuery(f wire.Frame) error {
 }
 
 // refused answers a request the proxy will not run — in a held transaction that already
-// failed, while the node's lease on the map is expired, or rejected by the router — and
-// reports whether it did.
-func (s *session) refused(plan *router.Plan, simple bool) bool {
+// failed, while the node's lease on the map is expired, rejected by the router, or DDL on a
+// sharded table while a shard is being moved — and reports whether it did.
+func (s *session) refused(plan *router.Plan, m *shardmap.Map, simple bool) bool {
 	if s.abortedVirtualTx(plan, simple) {
 		return true
 	}
@@ -333,6 +379,11 @@ func (s *session) refused(plan *router.Plan, simple bool) bool {
 	}
 	if plan.Target == router.TargetReject {
 		s.routeFailed(routeClientError(plan.Err), simple)
+		return true
+	}
+	if ce := moveDDLError(plan, m); ce != nil {
+		s.srv.moves.metrics.refused.WithLabelValues("ddl").Inc()
+		s.routeFailed(ce, simple)
 		return true
 	}
 	return false
@@ -547,7 +598,7 @@ func (s *session) handleBind(f wire.Frame) error {
 			return s.protocolViolation("malformed Bind message")
 		}
 		plan := s.srv.topo.router.Prepare(bytesToString(query), m).Plan(&s.bindParams, s.routerSession(), m)
-		if s.refused(&plan, false) {
+		if s.refused(&plan, m, false) {
 			return nil
 		}
 		req := s.cacheRequest(&plan, m)
@@ -562,6 +613,16 @@ func (s *session) handleBind(f wire.Frame) error {
 			s.addProxyPortal(string(portal), pp)
 			s.reply(bindCompleteFrame)
 			return nil
+		}
+		if plan.Target == router.TargetShards && !m.Frozen().Empty() {
+			switch r, err := s.gateMove(&plan, m, false); {
+			case err != nil:
+				return err
+			case r == gateAgain:
+				return s.handleBind(f) // the freeze ended: route it with the new map
+			case r == gateDone:
+				return nil
+			}
 		}
 		var ce *clientError
 		if t, ce = s.targetFor(&plan, m); ce != nil {
@@ -973,13 +1034,22 @@ func (s *session) publishBytesOutLocked() {
 
 // writeClient writes to the client; s.wmu is held. Errors surface on the client loop's read.
 func (s *session) writeClient(frame []byte) {
-	if s.replaySkip > 0 {
-		s.replaySkip-- // the client has this reply from the failed replica already
-		return
+	if len(s.replaySkip) > 0 {
+		if s.replaySkip[0] == frame[0] {
+			s.replaySkip = s.replaySkip[1:] // the client has this reply from the first run already
+			return
+		}
+		s.replaySkip = nil // the run went another way from here: the client gets the rest
+	}
+	if s.sentLogging {
+		if len(s.sentLog) < maxSentLog {
+			s.sentLog = append(s.sentLog, frame[0])
+		} else {
+			s.sentLogging, s.sentOverflow = false, true
+		}
 	}
 	_, _ = s.out.Write(frame)
 	s.bytesOut += uint64(len(frame))
-	s.sentFrames++
 }
 
 func (s *session) protocolViolation(msg string) error {

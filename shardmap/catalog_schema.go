@@ -22,11 +22,28 @@ func (c *Catalog) migrations() []string {
 			reason     text        NOT NULL,
 			map        jsonb       NOT NULL
 		)`,
+		// 2: shard moves, one row per move, kept forever (the history). A shard has at most
+		// one open move: running, or done but not yet cleaned up (a move being reversed
+		// hands that role to its reverse move).
+		`CREATE TABLE ` + c.table("moves") + ` (
+			id          bigserial   PRIMARY KEY,
+			shard       integer     NOT NULL CHECK (shard >= 0 AND shard < 16),
+			source      text        NOT NULL,
+			target      text        NOT NULL,
+			phase       text        NOT NULL,
+			reverse_of  bigint      REFERENCES ` + c.table("moves") + ` (id),
+			created_at  timestamptz NOT NULL DEFAULT now(),
+			created_by  text        NOT NULL,
+			updated_at  timestamptz NOT NULL DEFAULT now(),
+			detail      jsonb       NOT NULL DEFAULT '{}'
+		);
+		CREATE UNIQUE INDEX moves_one_open_per_shard ON ` + c.table("moves") + ` (shard)
+			WHERE phase NOT IN ('aborted', 'cleaned', 'reversed', 'reversing')`,
 	}
 }
 
 // SchemaVersion is the catalog schema version this build creates and migrates to.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // Bootstrap makes the catalog ready and returns its current map. It creates the schema and
 // tables when missing (and applies later schema versions), and when the catalog holds no

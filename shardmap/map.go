@@ -133,20 +133,61 @@ type TableRule struct {
 // ShardState is a logical shard's state in the map.
 type ShardState string
 
-// Shard states. Moves (a later feature) add more.
+// Shard states. A move takes its shard from active to moving (while the copy runs) to frozen
+// (while the source is fenced and the target catches up) and back to active, owned by the
+// target; an abort returns it to active at the source.
 const (
 	// StateActive: the owner serves the shard's reads and writes.
 	StateActive ShardState = "active"
+	// StateMoving: a move is copying the shard to another group. The owner still serves
+	// everything, but TRUNCATE and DDL on sharded tables are refused (a row-filtered
+	// publication would not carry them).
+	StateMoving ShardState = "moving"
+	// StateFrozen: the move is about to switch the shard's owner. Proxies hold the shard's
+	// new writes (buffer them) until the next epoch, and open transactions that touch it
+	// get a retryable error after a short grace period; reads go on at the owner.
+	StateFrozen ShardState = "frozen"
 )
 
 // Valid reports whether s is a state this build knows. A map holding an unknown state (one
 // written by a newer build) fails Validate rather than being routed by guesswork.
 func (s ShardState) Valid() bool {
 	switch s {
-	case StateActive:
+	case StateActive, StateMoving, StateFrozen:
 		return true
 	}
 	return false
+}
+
+// InMove reports whether s is a state of a shard that a move is working on.
+func (s ShardState) InMove() bool { return s == StateMoving || s == StateFrozen }
+
+// CodeShardFenced is the SQLSTATE the databases raise for a write to a shard the group does
+// not own or is handing over: the fence triggers a move creates (package shardmap/move) raise
+// it, with a message naming the shard and the move. A write that meets it did not execute;
+// the proxy reloads the map and runs it again at the owner when it can.
+const CodeShardFenced = "SW001"
+
+// Moving returns the shards whose state is moving or frozen.
+func (m *Map) Moving() ShardSet {
+	var s ShardSet
+	for sh, st := range m.State {
+		if st.InMove() {
+			s = s.Add(Shard(sh))
+		}
+	}
+	return s
+}
+
+// Frozen returns the shards whose state is frozen.
+func (m *Map) Frozen() ShardSet {
+	var s ShardSet
+	for sh, st := range m.State {
+		if st == StateFrozen {
+			s = s.Add(Shard(sh))
+		}
+	}
+	return s
 }
 
 // Map is one epoch of the shard map. A Map is immutable once published: readers share it

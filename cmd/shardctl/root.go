@@ -62,6 +62,10 @@ func newRootCmd() *cobra.Command {
 		newMapCmd(o),
 		newGroupCmd(o),
 		newCacheCmd(o),
+		newMoveCmd(o),
+		newMovesCmd(o),
+		newCleanupCmd(o),
+		newRebalanceCmd(o),
 		buildinfo.Command("shardctl", version),
 	)
 	return root
