@@ -567,6 +567,15 @@ func (s *session) routedRead(pp *proxyPortal, simple bool) (*replyCapture, *clie
 		if ce != nil {
 			return nil, ce
 		}
+		if at.writer {
+			// The session has seen the writer's data: its later replica reads of the group
+			// wait, as after its own write, for a replica that replayed at least as far
+			// (monotonic reads when the next read cannot use the cache).
+			if s.lastWrite == nil {
+				s.lastWrite = make(map[string]time.Time)
+			}
+			s.lastWrite[name] = time.Now()
+		}
 		return capture, nil
 	}
 }

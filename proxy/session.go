@@ -65,7 +65,7 @@ type session struct {
 	hasShardKey      bool
 	localShardKey    int64
 	hasLocalShardKey bool
-	lastWrite        map[string]time.Time // group name → when a write of this session last committed there
+	lastWrite        map[string]time.Time // group name → when a write of this session last committed there, or a cacheable read of it was served by the writer
 	// seenLSN is, per group, the replay position of data this session was served from the
 	// cache: its later replica reads of the group wait for it (monotonic reads).
 	seenLSN map[string]uint64

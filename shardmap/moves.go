@@ -225,6 +225,9 @@ func (c *Catalog) CreateMove(ctx context.Context, req MoveRequest) (*Move, error
 				return fmt.Errorf("move %d is %s: only a done move (not yet cleaned up) can be reversed", orig.ID, orig.Phase)
 			}
 			req.Shard, req.Target = orig.Shard, orig.Source
+			if len(orig.Detail.Databases) > 0 {
+				req.Databases = orig.Detail.Databases
+			}
 			if m.OwnerOf(orig.Shard).Name != orig.Target {
 				return fmt.Errorf("move %d took shard %d to %s, but the map now gives it to %s: it cannot be reversed",
 					orig.ID, orig.Shard, orig.Target, m.OwnerOf(orig.Shard).Name)
@@ -506,7 +509,8 @@ func (c *Catalog) UpdateMove(ctx context.Context, id int64, phase MovePhase, upd
 
 // MoveLock is a held driver lock on one move (LockMove).
 type MoveLock struct {
-	conn *pgx.Conn
+	conn       *pgx.Conn
+	key1, key2 int32
 }
 
 // Release gives the lock up (by closing its connection).
@@ -520,8 +524,31 @@ func (l *MoveLock) Release() {
 	l.conn = nil
 }
 
-// Lost reports whether the lock's connection is gone (and with it, the lock).
-func (l *MoveLock) Lost() bool { return l == nil || l.conn == nil || l.conn.IsClosed() }
+// Held checks, with one query on the lock's connection, that the server still holds the
+// lock for this driver: a connection the server dropped (a restart, a failover, a terminated
+// backend) took the lock with it, and another driver may have taken it since. A driver checks
+// before each step and stops when it is gone.
+func (l *MoveLock) Held(ctx context.Context) error {
+	if l == nil || l.conn == nil || l.conn.IsClosed() {
+		return errLockLost
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var held bool
+	err := l.conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'
+		AND pid = pg_backend_pid() AND granted AND classid = $1::bigint::oid AND objid = $2::bigint::oid)`,
+		int64(uint32(l.key1)), int64(uint32(l.key2))).Scan(&held)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errLockLost, err)
+	}
+	if !held {
+		return errLockLost
+	}
+	return nil
+}
+
+// errLockLost is Held's error.
+var errLockLost = errors.New("lost the move lock (its catalog connection was dropped): stop; another driver may have the move")
 
 // LockMove takes the driver lock of a move: a session advisory lock on a connection of its
 // own, so that a driver that dies (a killed shardctl) loses it at once, and a second driver
@@ -536,7 +563,8 @@ func (c *Catalog) LockMove(ctx context.Context, id int64) (*MoveLock, error) {
 	h := fnv.New32a()
 	h.Write([]byte("shardwire move " + c.schema))
 	var ok bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, $2)", int32(h.Sum32()), int32(id)).Scan(&ok); err != nil {
+	key1, key2 := int32(h.Sum32()), int32(id)
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, $2)", key1, key2).Scan(&ok); err != nil {
 		_ = conn.Close(ctx)
 		return nil, fmt.Errorf("shard map catalog: lock move %d: %w", id, err)
 	}
@@ -544,5 +572,5 @@ func (c *Catalog) LockMove(ctx context.Context, id int64) (*MoveLock, error) {
 		_ = conn.Close(ctx)
 		return nil, fmt.Errorf("move %d: %w", id, ErrMoveBusy)
 	}
-	return &MoveLock{conn: conn}, nil
+	return &MoveLock{conn: conn, key1: key1, key2: key2}, nil
 }

@@ -3,6 +3,7 @@ package shardmap
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -65,6 +66,22 @@ func TestCatalogMoves(t *testing.T) {
 	lock, err = cat.LockMove(ctx, mv.ID)
 	if err != nil {
 		t.Fatalf("lock after release: %v", err)
+	}
+	if err := lock.Held(ctx); err != nil {
+		t.Errorf("Held on a fresh lock: %v", err)
+	}
+	// The server drops the lock's connection: the driver must learn it has lost the lock.
+	admin := pgtest.Connect(t, w.SuperDSN(pgtest.Database))
+	if _, err := admin.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+		fmt.Sprintf("shardctl-move-%d", mv.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if err := lock.Held(ctx); err == nil {
+		t.Error("Held after the server dropped the lock's connection: no error")
+	}
+	lock.Release()
+	if lock, err = cat.LockMove(ctx, mv.ID); err != nil {
+		t.Fatalf("lock after the first was lost: %v", err)
 	}
 	lock.Release()
 

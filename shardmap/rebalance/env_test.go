@@ -46,6 +46,8 @@ type env struct {
 	admins  []*admin.Client           // one per node
 	relay   *catalogRelay             // node p2's way to the catalog
 	loads   int                       // workloads started
+	// catalogDSN is the catalog's DSN as the nodes have it (the application role).
+	catalogDSN string
 }
 
 // buildShardwire builds cmd/shardwire into dir.
@@ -124,6 +126,7 @@ func startEnv(t testing.TB) *env {
 			t.Fatal(err)
 		}
 	}
+	e.catalogDSN = catalogDSN
 	e.cat, err = shardmap.OpenCatalog(ctx, catalogDSN, "", zaptest.NewLogger(t).Named("catalog"))
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -153,6 +156,13 @@ func TestMoves(t *testing.T) {
 		if m, err = e.cat.Load(ctx); err != nil {
 			t.Fatal(err)
 		}
+		sizes, err := r.ShardSizes(ctx, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sizes[shard] < 100_000*40 || sizes[1] != 0 && sizes[1] >= sizes[shard] {
+			t.Errorf("shard sizes %v: shard %d holds the 100000 seeded rows of 40+ bytes, shard 1 nothing", sizes, shard)
+		}
 		if again := rebalance.Plan(m); len(again) != 0 {
 			t.Errorf("after the rebalance the plan still has %v", again)
 		}
@@ -219,6 +229,8 @@ func TestMoves(t *testing.T) {
 			})
 		}
 	})
+
+	t.Run("shardctl move, moves, cleanup and rebalance --dry-run", func(t *testing.T) { shardctlSubtest(t, e) })
 
 	t.Run("a stopped proxy aborts the move before the buffer", func(t *testing.T) {
 		const k = shardmap.Shard(9)
@@ -297,6 +309,56 @@ func TestMoves(t *testing.T) {
 			t.Fatalf("cleanup: %v", err)
 		}
 	})
+}
+
+// shardctlSubtest drives a move, the move list, cleanup and a dry-run rebalance through the
+// shardctl binary, as an operator would.
+func shardctlSubtest(t *testing.T, e *env) {
+	dir := t.TempDir()
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "shardctl")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/shardctl")
+	build.Dir = filepath.Dir(strings.TrimSpace(string(out)))
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build shardctl: %v\n%s", err, out)
+	}
+	shardctl := func(args ...string) (string, error) {
+		full := append([]string{"--admin", e.dc.Nodes[0].Admin}, args...)
+		cmd := exec.Command(bin, full...)
+		cmd.Env = append(os.Environ(), "SHARDWIRE_CATALOG="+e.catalogDSN, "SHARDWIRE_DB_USER=postgres")
+		b, err := cmd.CombinedOutput()
+		return string(b), err
+	}
+	const k = shardmap.Shard(12)
+	source := e.owner(k)
+	target := otherGroup(source)
+	out1, err := shardctl("move", "--shard", "12", "--to", target, "--db-sslmode", "disable", "--grace", "300ms")
+	t.Logf("shardctl move:\n%s", out1)
+	if err != nil || !strings.Contains(out1, "move ") || !strings.Contains(out1, ": done") || e.owner(k) != target {
+		t.Fatalf("shardctl move: %v; shard at %s", err, e.owner(k))
+	}
+	out2, err := shardctl("moves", "--limit", "3")
+	if err != nil || !strings.Contains(out2, "done") || !strings.Contains(out2, source) {
+		t.Errorf("shardctl moves: %v\n%s", err, out2)
+	}
+	out3, err := shardctl("cleanup", "--shard", "12", "--db-sslmode", "disable", "--cleanup-after", "1ms")
+	if err != nil || !strings.Contains(out3, "cleaned up") {
+		t.Errorf("shardctl cleanup: %v\n%s", err, out3)
+	}
+	out4, err := shardctl("move", "--shard", "12", "--resume", "--db-sslmode", "disable")
+	if err == nil || !strings.Contains(out4, "no open move") {
+		t.Errorf("shardctl move --resume without an open move: %v\n%s", err, out4)
+	}
+	out5, err := shardctl("rebalance", "--dry-run", "--db-sslmode", "disable")
+	if err != nil || !strings.Contains(out5, "shards per group afterwards") && !strings.Contains(out5, "balanced") {
+		t.Errorf("shardctl rebalance --dry-run: %v\n%s", err, out5)
+	}
+	if slots := e.moveSlots(); len(slots) > 0 {
+		t.Errorf("move slots left: %v", slots)
+	}
 }
 
 func mustEpoch(t *testing.T, e *env) int64 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -169,7 +170,13 @@ func (r *Runner) Start(ctx context.Context, shard shardmap.Shard, target string)
 // Reverse records the reverse of a done move (the shard goes back to that move's source
 // over the reverse replication, without a new copy) and drives it to its end.
 func (r *Runner) Reverse(ctx context.Context, id int64) (*shardmap.Move, error) {
+	// Holding the reversed move's lock keeps a cleanup of it from running meanwhile.
+	lock, err := r.o.Catalog.LockMove(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	mv, err := r.o.Catalog.CreateMove(ctx, shardmap.MoveRequest{ReverseOf: id, By: r.o.By, Databases: r.o.Databases})
+	lock.Release()
 	if err != nil {
 		return nil, err
 	}
@@ -181,6 +188,7 @@ func (r *Runner) Reverse(ctx context.Context, id int64) (*shardmap.Move, error) 
 type session struct {
 	r       *Runner
 	id      int64
+	dbs     []string // the databases the move covers
 	lock    *shardmap.MoveLock
 	mv      *shardmap.Move
 	source  shardmap.Group
@@ -211,7 +219,17 @@ func (r *Runner) open(ctx context.Context, id int64) (*session, error) {
 		return nil, fmt.Errorf("move %d: group %q or %q is no longer in the map", id, s.mv.Source, s.mv.Target)
 	}
 	s.source, s.target = m.Groups[si], m.Groups[ti]
-	for _, db := range r.o.Databases {
+	// A move keeps the databases it was created with: resuming, aborting or cleaning it up
+	// with another list would leave the others half moved.
+	s.dbs = r.o.Databases
+	if len(s.mv.Detail.Databases) > 0 {
+		if !slices.Equal(s.mv.Detail.Databases, r.o.Databases) {
+			r.log.Warn("using the databases the move was created with", zap.Int64("move", id),
+				zap.Strings("move_databases", s.mv.Detail.Databases), zap.Strings("given", r.o.Databases))
+		}
+		s.dbs = s.mv.Detail.Databases
+	}
+	for _, db := range s.dbs {
 		src, err := r.o.Connector.Connect(ctx, s.source, db)
 		if err != nil {
 			s.close()
@@ -225,7 +243,7 @@ func (r *Runner) open(ctx context.Context, id int64) (*session, error) {
 		}
 		s.conns[db] = [2]*pgx.Conn{src, tgt}
 	}
-	tables, err := shardedTables(ctx, s.conns[r.o.Databases[0]][0], m.Rules)
+	tables, err := shardedTables(ctx, s.conns[s.dbs[0]][0], m.Rules)
 	if err != nil {
 		s.close()
 		return nil, fmt.Errorf("move %d: %w", id, err)
@@ -337,18 +355,18 @@ func (r *Runner) Drive(ctx context.Context, id int64) (*shardmap.Move, error) {
 	}
 	defer s.close()
 	for {
-		if s.lock.Lost() {
-			return s.mv, fmt.Errorf("move %d: lost the move lock (catalog connection closed)", id)
-		}
 		phase := s.mv.Phase
+		if phase == shardmap.PhaseAborted {
+			return s.mv, &AbortedError{Move: s.mv, Reason: s.mv.Detail.Error}
+		}
 		if phase.Finished() {
 			return s.mv, nil
 		}
 		if r.o.StopAfter != "" && phase == r.o.StopAfter {
 			return s.mv, ErrStopped
 		}
-		if phase == shardmap.PhaseAborted {
-			return s.mv, &AbortedError{Move: s.mv, Reason: s.mv.Detail.Error}
+		if err := s.lock.Held(ctx); err != nil {
+			return s.mv, fmt.Errorf("move %d: %w", id, err)
 		}
 		var (
 			stepErr error
@@ -385,8 +403,14 @@ func (r *Runner) Drive(ctx context.Context, id int64) (*shardmap.Move, error) {
 		}
 		if stepErr != nil {
 			if errors.Is(stepErr, shardmap.ErrMoveConflict) {
+				before := s.mv.Phase
 				if err := s.reload(ctx); err != nil {
 					return s.mv, err
+				}
+				if s.mv.Phase == before {
+					// The conflict was not about this move's phase (the reversed move's,
+					// say): retrying would only repeat it.
+					return s.mv, fmt.Errorf("move %d, phase %s: %w", id, phase, stepErr)
 				}
 				continue
 			}
@@ -399,7 +423,7 @@ func (r *Runner) Drive(ctx context.Context, id int64) (*shardmap.Move, error) {
 func (s *session) precheck(ctx context.Context) (string, error) {
 	s.progress("pre-checks", Progress{Lag: -1})
 	var problems []string
-	for _, db := range s.r.o.Databases {
+	for _, db := range s.dbs {
 		c := s.conns[db]
 		rep, err := move.Precheck(ctx, c[0], c[1], s.tables)
 		if err != nil {
@@ -424,7 +448,7 @@ func (s *session) precheck(ctx context.Context) (string, error) {
 	}
 	// The target refuses the shard's application writes from now until the switch; the
 	// subscription's apply worker is not affected.
-	for _, db := range s.r.o.Databases {
+	for _, db := range s.dbs {
 		if _, err := move.Fence(ctx, s.conns[db][1], move.FenceOptions{Shard: s.mv.Shard, Move: s.mv.ID, Tables: s.tables,
 			Reason:      "arriving from group " + s.source.Name + ", not owned yet",
 			LockTimeout: s.r.o.FenceLockTimeout, Deadline: time.Now().Add(s.r.o.FenceDeadline)}); err != nil {
@@ -437,7 +461,7 @@ func (s *session) precheck(ctx context.Context) (string, error) {
 	}
 	return "", s.advance(ctx, shardmap.PhaseCopying, func(mv *shardmap.Move) error {
 		mv.Detail.Tables = tables
-		mv.Detail.Databases = s.r.o.Databases
+		mv.Detail.Databases = s.dbs
 		return nil
 	}, setState(shardmap.StateMoving))
 }
@@ -445,14 +469,14 @@ func (s *session) precheck(ctx context.Context) (string, error) {
 // copy creates the replication, waits for the copy to finish and the lag to be small,
 // verifies it, and freezes the shard.
 func (s *session) copy(ctx context.Context) (string, error) {
-	for _, db := range s.r.o.Databases {
+	for _, db := range s.dbs {
 		c := s.conns[db]
 		if err := move.Replicate(ctx, c[0], c[1], s.forward(db)); err != nil {
 			return "", fmt.Errorf("replicate database %s: %w", db, err)
 		}
 	}
 	var rows int64
-	for _, db := range s.r.o.Databases {
+	for _, db := range s.dbs {
 		c := s.conns[db]
 		spec := s.forward(db)
 		for {
@@ -478,7 +502,7 @@ func (s *session) copy(ctx context.Context) (string, error) {
 	}
 	var summary []string
 	recheck := make(map[string][]shardmap.KeyRange)
-	for _, db := range s.r.o.Databases {
+	for _, db := range s.dbs {
 		c := s.conns[db]
 		s.progress("verifying "+db, Progress{Rows: rows, Lag: -1})
 		res, err := move.Verify(ctx, c[0], c[1], s.tables, int(s.mv.Shard), s.r.o.Verify)
@@ -592,7 +616,7 @@ func (s *session) fence(ctx context.Context) (string, error) {
 	s.progress("fencing the source", Progress{Lag: -1})
 	lsns := make(map[string]string)
 	deadline := time.Now().Add(s.r.o.FenceDeadline)
-	for _, db := range s.r.o.Databases {
+	for _, db := range s.dbs {
 		lsn, err := move.Fence(ctx, s.conns[db][0], move.FenceOptions{
 			Shard: s.mv.Shard, Move: s.mv.ID, Tables: s.tables, Marker: true,
 			Reason:      "moving to group " + s.target.Name,
@@ -615,7 +639,7 @@ func (s *session) fence(ctx context.Context) (string, error) {
 // catchUp proves the target has everything the source committed before its fence.
 func (s *session) catchUp(ctx context.Context) (string, error) {
 	s.progress("proving catch-up", Progress{Lag: -1})
-	for _, db := range s.r.o.Databases {
+	for _, db := range s.dbs {
 		cctx, cancel := context.WithTimeout(ctx, s.r.o.CatchUpTimeout)
 		err := move.CatchUp(cctx, s.conns[db][1], s.forward(db), s.mv.Detail.FenceLSN[db])
 		cancel()
@@ -636,7 +660,7 @@ func (s *session) catchUp(ctx context.Context) (string, error) {
 // writable nowhere.
 func (s *session) startReverse(ctx context.Context) error {
 	s.progress("creating the reverse replication", Progress{Lag: -1})
-	for _, db := range s.r.o.Databases {
+	for _, db := range s.dbs {
 		c := s.conns[db]
 		if err := move.Replicate(ctx, c[1], c[0], s.reverse(db)); err != nil {
 			return fmt.Errorf("reverse replication of database %s: %w", db, err)
@@ -649,7 +673,7 @@ func (s *session) startReverse(ctx context.Context) error {
 // the map: the point of no return.
 func (s *session) switchOver(ctx context.Context) error {
 	s.progress("switching the owner", Progress{Lag: -1})
-	for _, db := range s.r.o.Databases {
+	for _, db := range s.dbs {
 		c := s.conns[db]
 		if err := move.DropReplication(ctx, c[0], c[1], s.forward(db)); err != nil {
 			return fmt.Errorf("drop the forward replication of database %s: %w", db, err)
@@ -703,11 +727,15 @@ func (s *session) startAbort(ctx context.Context, reason string) error {
 // the shard back to the source in the map.
 func (s *session) finishAbort(ctx context.Context) error {
 	s.progress("aborting", Progress{Lag: -1})
+	if err := s.lock.Held(ctx); err != nil {
+		return err
+	}
 	reverseMove := s.mv.ReverseOf != 0
-	for _, db := range s.r.o.Databases {
+	for _, db := range s.dbs {
 		c := s.conns[db]
 		src, tgt := c[0], c[1]
-		// No direct write may land on the target any more.
+		// No direct write may land on the target any more, now or later: it does not own the
+		// shard.
 		if _, err := move.Fence(ctx, tgt, move.FenceOptions{Shard: s.mv.Shard, Move: s.mv.ID, Tables: s.tables,
 			Reason: "not owned: the move from group " + s.source.Name + " was aborted", Permanent: !reverseMove,
 			LockTimeout: s.r.o.FenceLockTimeout, Deadline: time.Now().Add(s.r.o.FenceDeadline)}); err != nil {
@@ -727,12 +755,12 @@ func (s *session) finishAbort(ctx context.Context) error {
 			if err := move.DropReplication(ctx, src, tgt, s.forward(db)); err != nil {
 				return fmt.Errorf("drop the forward replication of database %s: %w", db, err)
 			}
-			if _, err := move.DeleteShardRows(ctx, tgt, s.mv.Shard, s.tables, s.r.o.CleanupBatch, nil); err != nil {
-				return fmt.Errorf("delete the partial copy of database %s on target group %s: %w", db, s.target.Name, err)
+			if s.mv.Detail.AbortedFrom != shardmap.PhasePlanned {
+				if _, err := move.DeleteShardRows(ctx, tgt, s.mv.Shard, s.tables, s.r.o.CleanupBatch, nil); err != nil {
+					return fmt.Errorf("delete the partial copy of database %s on target group %s: %w", db, s.target.Name, err)
+				}
 			}
-			if err := move.Unfence(ctx, tgt, s.mv.Shard, s.tables); err != nil {
-				return fmt.Errorf("unfence database %s on target group %s: %w", db, s.target.Name, err)
-			}
+			// The target keeps its "not owned" fence: it never owned the shard.
 		}
 		if err := move.Unfence(ctx, src, s.mv.Shard, s.tables); err != nil {
 			return fmt.Errorf("unfence database %s on source group %s: %w", db, s.source.Name, err)
@@ -796,8 +824,11 @@ func (r *Runner) Cleanup(ctx context.Context, id int64) (*shardmap.Move, error) 
 		return s.mv, fmt.Errorf("move %d: not every live proxy serves epoch %d yet (%s): cleanup waits for them",
 			id, s.mv.Detail.SwitchEpoch, strings.Join(behind, ", "))
 	}
+	if err := s.lock.Held(ctx); err != nil {
+		return s.mv, err
+	}
 	var deleted int64
-	for _, db := range r.o.Databases {
+	for _, db := range s.dbs {
 		c := s.conns[db]
 		if err := move.DropReplication(ctx, c[1], c[0], s.reverse(db)); err != nil {
 			return s.mv, fmt.Errorf("drop the reverse replication of database %s: %w", db, err)
