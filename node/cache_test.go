@@ -161,7 +161,7 @@ func TestCache(t *testing.T) {
 
 	t.Run("hits replay the backend's reply exactly", func(t *testing.T) { testCacheIdentity(t, cc) })
 	t.Run("exclusions are never served from the cache", func(t *testing.T) { testCacheExclusions(t, cc) })
-	t.Run("history", func(t *testing.T) { testCacheHistory(t, cc, 1, 10, nil) })
+	t.Run("history", func(t *testing.T) { testCacheHistory(t, cc, 1, 10, true, nil) })
 	t.Run("history with a delayed replica", func(t *testing.T) {
 		rep := pgtest.Connect(t, cc.pg.Groups[0].Replicas[0].SuperDSN("postgres"))
 		setDelay := func(d string) {
@@ -174,10 +174,14 @@ func TestCache(t *testing.T) {
 		}
 		setDelay("300ms")
 		defer setDelay("0")
-		testCacheHistory(t, cc, 11, 20, nil)
+		testCacheHistory(t, cc, 11, 20, true, nil)
 	})
 	t.Run("history with Redis killed and restarted", func(t *testing.T) {
-		testCacheHistory(t, cc, 21, 30, func() {
+		// Monotonic reads are not asserted across a Redis restart: a session that read a
+		// committed write on the writer while Redis was down can, once cached reads resume,
+		// be served an entry from before it while that write's generation bump is still in
+		// flight (docs/cache.md, "Guarantees"). Read-your-writes and the staleness bound are.
+		testCacheHistory(t, cc, 21, 30, false, func() {
 			if err := cc.redis.Kill(); err != nil {
 				t.Fatal(err)
 			}
@@ -395,10 +399,10 @@ type ack struct {
 }
 
 // testCacheHistory runs writers through node a and readers on every node for customers
-// first..last, then checks the history: each session reads its own writes and never goes
-// backwards, and no read returns a value older than the newest one acknowledged more than Δ
+// first..last, then checks the history: each session reads its own writes and (with
+// monotonic) never goes backwards, and no read returns a value older than the newest one acknowledged more than Δ
 // before it started. disturb, when set, runs once midway.
-func testCacheHistory(t *testing.T, cc *cacheCluster, first, last int64, disturb func()) {
+func testCacheHistory(t *testing.T, cc *cacheCluster, first, last int64, monotonic bool, disturb func()) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	var mu sync.Mutex
@@ -475,7 +479,11 @@ func testCacheHistory(t *testing.T, cc *cacheCluster, first, last int64, disturb
 		total += len(obs)
 		for i, o := range obs {
 			if i > 0 && o.value < obs[i-1].value {
-				t.Errorf("%s: read %d after %d (monotonic reads broken)", session, o.value, obs[i-1].value)
+				if monotonic {
+					t.Errorf("%s: read %d after %d (monotonic reads broken)", session, o.value, obs[i-1].value)
+				} else {
+					t.Logf("%s: read %d after %d (monotonic reads are not promised across a Redis restart)", session, o.value, obs[i-1].value)
+				}
 			}
 			// The newest value acknowledged more than Δ before this read started.
 			j := sort.Search(len(w), func(k int) bool { return !w[k].at.Before(o.start.Add(-staleness)) })

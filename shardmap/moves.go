@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/zap"
+
+	"github.com/shardwire/shardwire/internal/ctxwait"
 )
 
 // MovePhase is where a shard move stands. A move advances through the phases in order, each
@@ -520,6 +522,9 @@ func (l *MoveLock) Release() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
+	// Unlock first: the server drops a closed session's locks only when its backend has
+	// exited, which the next driver could beat.
+	_, _ = l.conn.Exec(ctx, "SELECT pg_advisory_unlock($1, $2)", l.key1, l.key2)
 	_ = l.conn.Close(ctx)
 	l.conn = nil
 }
@@ -550,6 +555,9 @@ func (l *MoveLock) Held(ctx context.Context) error {
 // errLockLost is Held's error.
 var errLockLost = errors.New("lost the move lock (its catalog connection was dropped): stop; another driver may have the move")
 
+// lockWait is how long LockMove retries a lock another session holds.
+const lockWait = 2 * time.Second
+
 // LockMove takes the driver lock of a move: a session advisory lock on a connection of its
 // own, so that a driver that dies (a killed shardctl) loses it at once, and a second driver
 // is refused with ErrMoveBusy instead of running the same steps beside the first.
@@ -564,9 +572,16 @@ func (c *Catalog) LockMove(ctx context.Context, id int64) (*MoveLock, error) {
 	h.Write([]byte("shardwire move " + c.schema))
 	var ok bool
 	key1, key2 := int32(h.Sum32()), int32(id)
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, $2)", key1, key2).Scan(&ok); err != nil {
-		_ = conn.Close(ctx)
-		return nil, fmt.Errorf("shard map catalog: lock move %d: %w", id, err)
+	// A driver that was just killed holds the lock until the server notices its connection
+	// closed: give that a moment before calling the move busy.
+	for deadline := time.Now().Add(lockWait); ; {
+		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, $2)", key1, key2).Scan(&ok); err != nil {
+			_ = conn.Close(ctx)
+			return nil, fmt.Errorf("shard map catalog: lock move %d: %w", id, err)
+		}
+		if ok || time.Now().After(deadline) || ctxwait.Sleep(ctx, 100*time.Millisecond) != nil {
+			break
+		}
 	}
 	if !ok {
 		_ = conn.Close(ctx)
