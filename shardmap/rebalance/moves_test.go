@@ -43,6 +43,26 @@ func TestMoves(t *testing.T) {
 	t.Run("move under load loses nothing and has one writer", func(t *testing.T) {
 		seed(t, e, shard, 100_000)
 		source := e.owner(shard)
+		// A sharded table the target lacks: the move copies its definition, then its rows.
+		for name := range e.writers {
+			if name == "g4" {
+				continue
+			}
+			w := e.writer(name)
+			if _, err := w.Exec(ctx, `CREATE TABLE notes (customer_id bigint NOT NULL, id bigint NOT NULL, body text,
+				PRIMARY KEY (customer_id, id)) PARTITION BY HASH (customer_id);
+				CREATE TABLE notes_0 PARTITION OF notes FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+				CREATE TABLE notes_1 PARTITION OF notes FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+				GRANT ALL ON notes TO app`); err != nil {
+				t.Fatal(err)
+			}
+			_ = w.Close(ctx)
+		}
+		w := e.writer(source)
+		if _, err := w.Exec(ctx, "INSERT INTO notes SELECT $1::bigint + 16 * g, g, 'n' FROM generate_series(1, 50) g", int64(shard)); err != nil {
+			t.Fatal(err)
+		}
+		_ = w.Close(ctx)
 		l := startLoad(t, e, shard, 6)
 		var p *prober
 		r := e.runner(func(o *rebalance.Options) {
@@ -74,6 +94,12 @@ func TestMoves(t *testing.T) {
 		}
 		l.check(t, e)
 		checkNotWritable(t, e, source, shard)
+		g4 := e.writer("g4")
+		var notes int
+		if err := g4.QueryRow(ctx, "SELECT count(*) FROM notes").Scan(&notes); err != nil || notes != 50 {
+			t.Errorf("the table missing on the target holds %d rows there after the move (%v), want 50", notes, err)
+		}
+		_ = g4.Close(ctx)
 		if l.maxPauseShard >= 2*time.Second {
 			t.Errorf("longest client-seen write pause on shard %d: %v, want < 2s", shard, l.maxPauseShard)
 		}

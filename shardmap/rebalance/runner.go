@@ -429,6 +429,15 @@ func (s *session) precheck(ctx context.Context) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("pre-checks on database %s: %w", db, err)
 		}
+		if len(rep.MissingOnTarget) > 0 {
+			// Tables the target lacks get the source's definitions; then check again.
+			if err := s.copySchema(ctx, db, rep.MissingOnTarget); err != nil {
+				return fmt.Sprintf("database %s: copying the definitions of tables missing on the target failed: %v", db, err), nil
+			}
+			if rep, err = move.Precheck(ctx, c[0], c[1], s.tables); err != nil {
+				return "", fmt.Errorf("pre-checks on database %s: %w", db, err)
+			}
+		}
 		if !rep.OK() {
 			problems = append(problems, fmt.Sprintf("database %s: %v", db, rep))
 		}
@@ -731,7 +740,13 @@ func (s *session) finishAbort(ctx context.Context) error {
 		return err
 	}
 	reverseMove := s.mv.ReverseOf != 0
-	for _, db := range s.dbs {
+	dbs := s.dbs
+	if s.mv.Detail.AbortedFrom == shardmap.PhasePlanned {
+		// Nothing was created yet but, perhaps, the target's fence, which a group that does
+		// not own the shard may keep (and the target may lack the tables).
+		dbs = nil
+	}
+	for _, db := range dbs {
 		c := s.conns[db]
 		src, tgt := c[0], c[1]
 		// No direct write may land on the target any more, now or later: it does not own the

@@ -3,10 +3,12 @@ package rebalance
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"sort"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
 
 	"github.com/shardwire/shardwire/shardmap"
 	"github.com/shardwire/shardwire/shardmap/move"
@@ -130,4 +132,58 @@ func (r *Runner) ShardSizes(ctx context.Context, m *shardmap.Map) ([shardmap.Num
 		}
 	}
 	return sizes, nil
+}
+
+// copySchema creates on the target the definitions of tables (schema-qualified) that exist
+// only on the source, partitions included, with the standard tool: pg_dump --schema-only from
+// the source, applied on a connection of its own to the target (the dump resets search_path).
+// Constraints that reference tables the target lacks fail the copy, which says so.
+func (s *session) copySchema(ctx context.Context, db string, tables []string) error {
+	src := s.conns[db][0]
+	var args []string
+	for _, t := range tables {
+		// pg_dump's --table does not take a partitioned table's partitions along (before
+		// Postgres 16): name them too.
+		rows, err := src.Query(ctx, `WITH RECURSIVE tree(oid) AS (
+				SELECT $1::regclass::oid UNION ALL SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.oid)
+			SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM tree JOIN pg_class c ON c.oid = tree.oid
+			JOIN pg_namespace n ON n.oid = c.relnamespace`, t)
+		if err != nil {
+			return fmt.Errorf("list %s and its partitions: %w", t, err)
+		}
+		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("list %s and its partitions: %w", t, err)
+		}
+		for _, n := range names {
+			args = append(args, "--table="+n)
+		}
+	}
+	dump := exec.CommandContext(ctx, "pg_dump", append([]string{"--schema-only", "--no-owner", "--no-privileges",
+		"--dbname=" + s.r.o.Connector.ConnInfo(s.source, db)}, args...)...)
+	var stderr strings.Builder
+	dump.Stderr = &stderr
+	out, err := dump.Output()
+	if err != nil {
+		return fmt.Errorf("pg_dump --schema-only of %s from group %s: %w: %s", strings.Join(tables, ", "), s.source.Name, err, strings.TrimSpace(stderr.String()))
+	}
+	var script strings.Builder
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, `\`) {
+			continue // psql meta-commands (\restrict) are not SQL
+		}
+		script.WriteString(line)
+		script.WriteByte('\n')
+	}
+	conn, err := s.r.o.Connector.Connect(ctx, s.target, db)
+	if err != nil {
+		return fmt.Errorf("connect to database %s on group %s: %w", db, s.target.Name, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, script.String()); err != nil {
+		return fmt.Errorf("create %s on group %s: %w", strings.Join(tables, ", "), s.target.Name, err)
+	}
+	s.r.log.Info("copied table definitions to the target", zap.Int64("move", s.mv.ID), zap.String("database", db),
+		zap.String("target", s.target.Name), zap.Strings("tables", tables))
+	return nil
 }
