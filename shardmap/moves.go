@@ -210,11 +210,7 @@ func (c *Catalog) CreateMove(ctx context.Context, req MoveRequest) (*Move, error
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", c.lockKey); err != nil {
 			return fmt.Errorf("lock: %w", err)
 		}
-		epoch, data, err := c.loadRow(ctx, tx, 0)
-		if err != nil {
-			return err
-		}
-		m, err := decodeMap(data, epoch)
+		m, err := c.currentMapIn(ctx, tx)
 		if err != nil {
 			return err
 		}
@@ -414,11 +410,7 @@ func (c *Catalog) AdvanceMove(ctx context.Context, id int64, from, to MovePhase,
 		var newEpoch int64
 		var next *Map
 		if edit != nil {
-			epoch, data, err := c.loadRow(ctx, tx, 0)
-			if err != nil {
-				return err
-			}
-			cur, err := decodeMap(data, epoch)
+			cur, err := c.currentMapIn(ctx, tx)
 			if err != nil {
 				return err
 			}
@@ -588,4 +580,14 @@ func (c *Catalog) LockMove(ctx context.Context, id int64) (*MoveLock, error) {
 		return nil, fmt.Errorf("move %d: %w", id, ErrMoveBusy)
 	}
 	return &MoveLock{conn: conn, key1: key1, key2: key2}, nil
+}
+
+// currentMapIn reads and decodes the catalog's highest epoch inside q (a transaction holding
+// the catalog's lock, for an edit based on it).
+func (c *Catalog) currentMapIn(ctx context.Context, q querier) (*Map, error) {
+	epoch, data, err := c.loadRow(ctx, q, 0)
+	if err != nil {
+		return nil, err
+	}
+	return decodeMap(data, epoch)
 }

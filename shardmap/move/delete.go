@@ -49,7 +49,7 @@ func DeleteShardRows(ctx context.Context, conn *pgx.Conn, shard shardmap.Shard, 
 	var total int64
 	for _, i := range order {
 		t := tables[i]
-		rows, err := conn.Query(ctx, "SELECT relid::regclass::text FROM pg_partition_tree($1::regclass) WHERE isleaf ORDER BY relid", t.ident())
+		rows, err := conn.Query(ctx, "SELECT relid::regclass::text FROM pg_partition_tree($1::regclass) WHERE isleaf ORDER BY relid", t.Ident())
 		if err != nil {
 			return total, fmt.Errorf("delete shard %d rows: partitions of %s: %w", shard, t.Name, err)
 		}
@@ -58,7 +58,7 @@ func DeleteShardRows(ctx context.Context, conn *pgx.Conn, shard shardmap.Shard, 
 			return total, fmt.Errorf("delete shard %d rows: partitions of %s: %w", shard, t.Name, err)
 		}
 		if len(leaves) == 0 { // a table outside any partition tree
-			leaves = []string{t.ident()}
+			leaves = []string{t.Ident()}
 		}
 		for _, leaf := range leaves {
 			if err := deleteLeaf(ctx, conn, shard, leaf, t.keyIdent(), batch, &total, progress); err != nil {
@@ -135,7 +135,7 @@ func deleteOrder(ctx context.Context, conn *pgx.Conn, tables []Table) ([]int, er
 	oids := make([]uint32, len(tables))
 	for i, t := range tables {
 		var oid *uint32
-		if err := conn.QueryRow(ctx, "SELECT to_regclass($1)::oid", t.ident()).Scan(&oid); err != nil {
+		if err := conn.QueryRow(ctx, "SELECT to_regclass($1)::oid", t.Ident()).Scan(&oid); err != nil {
 			return nil, fmt.Errorf("look up %s: %w", t.Name, err)
 		}
 		if oid == nil {

@@ -162,7 +162,7 @@ func fenceDDL(ctx context.Context, conn *pgx.Conn, opts FenceOptions) (string, e
 	var b strings.Builder
 	idents := make([]string, len(opts.Tables))
 	for i, t := range opts.Tables {
-		idents[i] = t.ident()
+		idents[i] = t.Ident()
 	}
 	fmt.Fprintf(&b, "LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE;\n", strings.Join(idents, ", "))
 	args := strings.Join([]string{
@@ -180,7 +180,7 @@ func fenceDDL(ctx context.Context, conn *pgx.Conn, opts FenceOptions) (string, e
 			{"del", "DELETE", inOld},
 		} {
 			fmt.Fprintf(&b, "CREATE OR REPLACE TRIGGER %s BEFORE %s ON %s FOR EACH ROW WHEN (%s) %s;\n",
-				triggerName(opts.Shard, tr.op), tr.event, t.ident(), tr.when, call)
+				triggerName(opts.Shard, tr.op), tr.event, t.Ident(), tr.when, call)
 		}
 		members, err := treeMembers(ctx, conn, t)
 		if err != nil {
@@ -200,7 +200,7 @@ func fenceDDL(ctx context.Context, conn *pgx.Conn, opts FenceOptions) (string, e
 // treeMembers returns t and, when it is partitioned, every partition below it, as SQL names.
 // A statement trigger on a partitioned table does not fire for a TRUNCATE of a partition.
 func treeMembers(ctx context.Context, conn *pgx.Conn, t Table) ([]string, error) {
-	rows, err := conn.Query(ctx, `SELECT relid::regclass::text FROM pg_partition_tree(to_regclass($1)) WHERE level > 0 ORDER BY level, relid`, t.ident())
+	rows, err := conn.Query(ctx, `SELECT relid::regclass::text FROM pg_partition_tree(to_regclass($1)) WHERE level > 0 ORDER BY level, relid`, t.Ident())
 	if err != nil {
 		return nil, fmt.Errorf("partitions of %s: %w", t.Name, err)
 	}
@@ -208,7 +208,7 @@ func treeMembers(ctx context.Context, conn *pgx.Conn, t Table) ([]string, error)
 	if err != nil {
 		return nil, fmt.Errorf("partitions of %s: %w", t.Name, err)
 	}
-	return append([]string{t.ident()}, parts...), nil
+	return append([]string{t.Ident()}, parts...), nil
 }
 
 // setLockTimeout sets lock_timeout for the rest of tx.
@@ -273,7 +273,7 @@ func Unfence(ctx context.Context, conn *pgx.Conn, shard shardmap.Shard, tables [
 	var b strings.Builder
 	for _, t := range tables {
 		var exists bool
-		if err := conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", t.ident()).Scan(&exists); err != nil {
+		if err := conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", t.Ident()).Scan(&exists); err != nil {
 			return fmt.Errorf("unfence shard %d: look up %s: %w", shard, t.Name, err)
 		}
 		if !exists {
@@ -284,7 +284,7 @@ func Unfence(ctx context.Context, conn *pgx.Conn, shard shardmap.Shard, tables [
 			return fmt.Errorf("unfence shard %d: %w", shard, err)
 		}
 		for _, op := range rowTriggerOps() {
-			fmt.Fprintf(&b, "DROP TRIGGER IF EXISTS %s ON %s;\n", triggerName(shard, op), t.ident())
+			fmt.Fprintf(&b, "DROP TRIGGER IF EXISTS %s ON %s;\n", triggerName(shard, op), t.Ident())
 		}
 		for _, rel := range members {
 			fmt.Fprintf(&b, "DROP TRIGGER IF EXISTS %s ON %s;\n", triggerName(shard, "trunc"), rel)
@@ -316,7 +316,7 @@ func Fenced(ctx context.Context, conn *pgx.Conn, shard shardmap.Shard, tables []
 	}
 	names := make([]string, len(tables))
 	for i, t := range tables {
-		names[i] = t.ident()
+		names[i] = t.Ident()
 	}
 	rows, err := conn.Query(ctx, `SELECT u.name, to_regclass(u.name) IS NOT NULL,
 			(SELECT count(*) FROM pg_trigger g WHERE g.tgrelid = to_regclass(u.name) AND g.tgname = ANY($2) AND g.tgenabled <> 'D')

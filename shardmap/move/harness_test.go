@@ -41,7 +41,7 @@ var moveTables = []Table{
 func fillKeys(lo, hi int, skip int) string {
 	where := "true"
 	if skip >= 0 {
-		where = fmt.Sprintf("%s <> %d", shardExpr("k"), skip)
+		where = fmt.Sprintf("%s <> %d", ShardExpr("k"), skip)
 	}
 	return fmt.Sprintf(`
 INSERT INTO customers SELECT k, 'customer ' || k FROM generate_series(%[1]d, %[2]d) k WHERE %[3]s;
@@ -148,7 +148,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool
 // shardRows returns the rows of shard of table t, as text, sorted.
 func shardRows(t *testing.T, conn *pgx.Conn, tb Table, shard shardmap.Shard) []string {
 	t.Helper()
-	q := fmt.Sprintf("SELECT r::text FROM %s r WHERE %s ORDER BY 1", tb.ident(), shardFilter("r."+tb.keyIdent(), shard))
+	q := fmt.Sprintf("SELECT r::text FROM %s r WHERE %s ORDER BY 1", tb.Ident(), shardFilter("r."+tb.keyIdent(), shard))
 	rows, err := conn.Query(context.Background(), q)
 	if err != nil {
 		t.Fatalf("rows of %s: %v", tb.Name, err)
@@ -176,7 +176,7 @@ func sameShardRows(t *testing.T, source, target *pgx.Conn, tables []Table, shard
 func countWhere(t *testing.T, conn *pgx.Conn, tb Table, cond string) int64 {
 	t.Helper()
 	var n int64
-	q := fmt.Sprintf("SELECT count(*) FROM %s r WHERE %s", tb.ident(), cond)
+	q := fmt.Sprintf("SELECT count(*) FROM %s r WHERE %s", tb.Ident(), cond)
 	if err := conn.QueryRow(context.Background(), q).Scan(&n); err != nil {
 		t.Fatalf("count %s: %v", tb.Name, err)
 	}

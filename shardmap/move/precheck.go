@@ -15,7 +15,8 @@ import (
 type Table struct{ Name, KeyColumn string }
 
 // ident returns the table's name quoted for SQL, each dot-separated part quoted alone.
-func (t Table) ident() string { return pgx.Identifier(strings.Split(t.Name, ".")).Sanitize() }
+// Ident returns the table\'s name quoted for SQL (schema-qualified when Name is).
+func (t Table) Ident() string { return pgx.Identifier(strings.Split(t.Name, ".")).Sanitize() }
 
 // Sides a Problem can be found on.
 const (
@@ -242,7 +243,7 @@ type relation struct {
 // loadRelation reads t's definition, or returns nil when t does not exist on conn.
 func loadRelation(ctx context.Context, conn *pgx.Conn, t Table) (*relation, error) {
 	rel := &relation{}
-	err := conn.QueryRow(ctx, `SELECT c.oid, c.relkind = 'p' FROM pg_class c WHERE c.oid = to_regclass($1)`, t.ident()).
+	err := conn.QueryRow(ctx, `SELECT c.oid, c.relkind = 'p' FROM pg_class c WHERE c.oid = to_regclass($1)`, t.Ident()).
 		Scan(&rel.oid, &rel.partitioned)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil

@@ -114,7 +114,7 @@ func targetProgress(ctx context.Context, target *pgx.Conn, spec Spec) (*Replicat
 	p.Tables = append(p.Tables, TableProgress{Table: markerTable})
 	// Counts first: a copy that commits in between is then missed once, never counted twice.
 	for i, t := range spec.Tables {
-		q := fmt.Sprintf("SELECT count(*) FROM %s WHERE %s", t.ident(), shardFilter(t.keyIdent(), spec.Shard))
+		q := fmt.Sprintf("SELECT count(*) FROM %s WHERE %s", t.Ident(), shardFilter(t.keyIdent(), spec.Shard))
 		if err := target.QueryRow(ctx, q).Scan(&p.Tables[i].Rows); err != nil {
 			return nil, fmt.Errorf("count %s: %w", t.Name, err)
 		}

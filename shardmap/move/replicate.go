@@ -77,7 +77,7 @@ func Replicate(ctx context.Context, source, target *pgx.Conn, spec Spec) error {
 func publicationTables(spec Spec) string {
 	parts := make([]string, 0, len(spec.Tables)+1)
 	for _, t := range spec.Tables {
-		parts = append(parts, fmt.Sprintf("%s WHERE (%s)", t.ident(), shardFilter(t.keyIdent(), spec.Shard)))
+		parts = append(parts, fmt.Sprintf("%s WHERE (%s)", t.Ident(), shardFilter(t.keyIdent(), spec.Shard)))
 	}
 	// Only this move's marker and later ones: markers of earlier moves of the shard may be on
 	// both sides already, and copying them would fail on the target's primary key.
@@ -263,7 +263,7 @@ func relationOIDs(ctx context.Context, conn *pgx.Conn, tables []Table) ([]uint32
 func tableNames(tables []Table) []string {
 	names := make([]string, 0, len(tables)+1)
 	for _, t := range tables {
-		names = append(names, t.ident())
+		names = append(names, t.Ident())
 	}
 	return append(names, markerTable)
 }
@@ -283,7 +283,7 @@ func lookupOIDs(ctx context.Context, conn *pgx.Conn, names []string) ([]uint32, 
 func checkNoShardRows(ctx context.Context, conn *pgx.Conn, spec Spec) error {
 	for _, t := range spec.Tables {
 		var found bool
-		q := fmt.Sprintf("SELECT EXISTS (SELECT 1 FROM %s WHERE %s)", t.ident(), shardFilter(t.keyIdent(), spec.Shard))
+		q := fmt.Sprintf("SELECT EXISTS (SELECT 1 FROM %s WHERE %s)", t.Ident(), shardFilter(t.keyIdent(), spec.Shard))
 		if err := conn.QueryRow(ctx, q).Scan(&found); err != nil {
 			return fmt.Errorf("look for rows of shard %d in %s: %w", spec.Shard, t.Name, err)
 		}

@@ -109,7 +109,7 @@ func waitReady(t *testing.T, p *movePair, spec Spec) *ReplicationProgress {
 func assertOnlyOwnRows(t *testing.T, p *movePair, shard int) {
 	t.Helper()
 	for _, tb := range moveTables {
-		cond := fmt.Sprintf("%s <> %d AND r.%s < 1000", shardExpr("r."+tb.keyIdent()), shard, tb.keyIdent())
+		cond := fmt.Sprintf("%s <> %d AND r.%s < 1000", ShardExpr("r."+tb.keyIdent()), shard, tb.keyIdent())
 		if n := countWhere(t, p.target, tb, cond); n != 0 {
 			t.Errorf("%s: %d rows of other shards came from the source", tb.Name, n)
 		}

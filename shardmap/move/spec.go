@@ -103,7 +103,7 @@ func validateTables(tables []Table) error {
 // shardFilter is the SQL condition "the row whose key column is col (an expression such as
 // NEW."customer_id") is in shard".
 func shardFilter(col string, shard shardmap.Shard) string {
-	return fmt.Sprintf("%s = %d", shardExpr(col), shard)
+	return fmt.Sprintf("%s = %d", ShardExpr(col), shard)
 }
 
 // keyIdent returns t's key column quoted for SQL.

@@ -114,9 +114,9 @@ const outputSettings = `SELECT set_config('TimeZone', 'UTC', true), set_config('
 	set_config('IntervalStyle', 'postgres', true), set_config('extra_float_digits', '3', true),
 	set_config('bytea_output', 'hex', true), set_config('lc_monetary', 'C', true)`
 
-// shardExpr is the SQL form of shardmap.ShardOf for a key expression: the key modulo
+// ShardExpr is the SQL form of shardmap.ShardOf for a key expression: the key modulo
 // NumShards, never negative.
-func shardExpr(key string) string {
+func ShardExpr(key string) string {
 	return fmt.Sprintf("((%s %% %d) + %d) %% %d", key, shardmap.NumShards, shardmap.NumShards, shardmap.NumShards)
 }
 
@@ -219,7 +219,7 @@ func chunkBounds(ctx context.Context, conn *pgx.Conn, t Table, shard, per int) (
 		)
 		SELECT k::bigint FROM (
 			SELECT k, row_number() OVER (ORDER BY k) - 1 AS n FROM keys WHERE k IS NOT NULL AND %[3]s = $1
-		) s WHERE n %% $2 = 0 ORDER BY k`, key, t.ident(), shardExpr("k"))
+		) s WHERE n %% $2 = 0 ORDER BY k`, key, t.Ident(), ShardExpr("k"))
 	rows, err := conn.Query(ctx, sql, shard, per)
 	if err != nil {
 		return nil, fmt.Errorf("chunk bounds: %w", err)
@@ -260,7 +260,7 @@ func digestChunks(ctx context.Context, conn *pgx.Conn, t Table, shard int, chunk
 	}
 	key := "t." + pgx.Identifier{t.KeyColumn}.Sanitize()
 	sql := fmt.Sprintf(`SELECT count(*), coalesce(sum(hashtextextended(ROW(t.*)::text, 0)), 0)::text
-		FROM %s AS t WHERE %s BETWEEN $1::bigint AND $2::bigint AND %s = $3`, t.ident(), key, shardExpr(key))
+		FROM %s AS t WHERE %s BETWEEN $1::bigint AND $2::bigint AND %s = $3`, t.Ident(), key, ShardExpr(key))
 	for _, c := range chunks {
 		d := slot(c)
 		if err := tx.QueryRow(ctx, sql, c.lo, c.hi, shard).Scan(&d.Rows, &d.Hash); err != nil {

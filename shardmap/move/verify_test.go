@@ -55,7 +55,7 @@ func TestShardExprMatchesShardOf(t *testing.T) {
 	p := newPair(t, "", "")
 	for _, k := range []int64{0, 5, 15, 16, 21, -1, -11, -16, -17, math.MaxInt64, math.MinInt64 + 1} {
 		var got int
-		if err := p.source.QueryRow(context.Background(), "SELECT "+shardExpr("$1::bigint"), k).Scan(&got); err != nil {
+		if err := p.source.QueryRow(context.Background(), "SELECT "+ShardExpr("$1::bigint"), k).Scan(&got); err != nil {
 			t.Fatal(err)
 		}
 		if want := int(shardmap.ShardOf(k)); got != want {

@@ -691,12 +691,7 @@ func (s *session) switchOver(ctx context.Context) error {
 			return fmt.Errorf("unfence database %s on target group %s: %w", db, s.target.Name, err)
 		}
 	}
-	return s.advance(ctx, shardmap.PhaseSwitched, func(mv *shardmap.Move) error {
-		if frozen, ok := mv.Detail.Phases[shardmap.PhaseBuffering]; ok {
-			mv.Detail.PauseSeconds = time.Since(frozen).Seconds()
-		}
-		return nil
-	}, switchOwner)
+	return s.advance(ctx, shardmap.PhaseSwitched, notePause, switchOwner)
 }
 
 // confirm waits (bounded) for every live proxy to serve the switched map, then finishes.
@@ -713,6 +708,15 @@ func (s *session) confirm(ctx context.Context) error {
 		s.r.log.Warn("proxies have not loaded the switched map yet", zap.Int64("move", s.mv.ID), zap.Strings("proxies", behind))
 	}
 	return s.advance(ctx, shardmap.PhaseDone, nil, nil)
+}
+
+// notePause records how long the shard's writes were held: from the frozen epoch (the
+// buffering phase) to now, the switch or the abort.
+func notePause(mv *shardmap.Move) error {
+	if frozen, ok := mv.Detail.Phases[shardmap.PhaseBuffering]; ok {
+		mv.Detail.PauseSeconds = time.Since(frozen).Seconds()
+	}
+	return nil
 }
 
 // startAbort records the reason and enters the aborting phase.
@@ -781,12 +785,7 @@ func (s *session) finishAbort(ctx context.Context) error {
 			return fmt.Errorf("unfence database %s on source group %s: %w", db, s.source.Name, err)
 		}
 	}
-	return s.advance(ctx, shardmap.PhaseAborted, func(mv *shardmap.Move) error {
-		if frozen, ok := mv.Detail.Phases[shardmap.PhaseBuffering]; ok {
-			mv.Detail.PauseSeconds = time.Since(frozen).Seconds()
-		}
-		return nil
-	}, setState(shardmap.StateActive))
+	return s.advance(ctx, shardmap.PhaseAborted, notePause, setState(shardmap.StateActive))
 }
 
 // Abort undoes a move that has not switched yet. A move already aborted is returned as it is.

@@ -70,9 +70,7 @@ func shardRows(ctx context.Context, conn *pgx.Conn, tables []move.Table, shard s
 	var total int64
 	for _, t := range tables {
 		var n int64
-		key := pgx.Identifier{t.KeyColumn}.Sanitize()
-		sql := fmt.Sprintf("SELECT count(*) FROM %s WHERE ((%s %% %d) + %d) %% %d = $1",
-			pgx.Identifier(strings.Split(t.Name, ".")).Sanitize(), key, shardmap.NumShards, shardmap.NumShards, shardmap.NumShards)
+		sql := fmt.Sprintf("SELECT count(*) FROM %s WHERE %s = $1", t.Ident(), move.ShardExpr(pgx.Identifier{t.KeyColumn}.Sanitize()))
 		if err := conn.QueryRow(ctx, sql, int(shard)).Scan(&n); err != nil {
 			return 0, fmt.Errorf("count shard %d of %s: %w", shard, t.Name, err)
 		}
@@ -102,9 +100,8 @@ func (r *Runner) ShardSizes(ctx context.Context, m *shardmap.Map) ([shardmap.Num
 					return err
 				}
 				for _, t := range tables {
-					key := pgx.Identifier{t.KeyColumn}.Sanitize()
-					sql := fmt.Sprintf("SELECT ((%s %% %d) + %d) %% %d, sum(pg_column_size(t.*))::bigint FROM %s t GROUP BY 1",
-						key, shardmap.NumShards, shardmap.NumShards, shardmap.NumShards, pgx.Identifier(strings.Split(t.Name, ".")).Sanitize())
+					sql := fmt.Sprintf("SELECT %s, sum(pg_column_size(t.*))::bigint FROM %s t GROUP BY 1",
+						move.ShardExpr("t."+pgx.Identifier{t.KeyColumn}.Sanitize()), t.Ident())
 					rows, err := conn.Query(ctx, sql)
 					if err != nil {
 						return fmt.Errorf("measure %s: %w", t.Name, err)
