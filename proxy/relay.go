@@ -246,6 +246,17 @@ func (s *session) handleServerFrame(sc *pool.Conn, f wire.Frame) bool {
 	case wire.CopyInResponse, wire.CopyBothResponse:
 		s.copyIn = true
 	case wire.ErrorResponse:
+		if isFatal(f.Body()) && s.answeredReadLocked(sc) {
+			// A replica is going away while it ends a read's implicit transaction (at the
+			// Sync): every answer reached the client already; only ReadyForQuery is missing.
+			// Finish the read for the client and give the backend up.
+			sc.MarkBroken()
+			s.srv.topo.health.Ban(sc.Addr(), errReplicaEndedRead)
+			s.logger().Info("replica ended a read it had answered; finishing it", zap.String("server", sc.Addr()),
+				zap.String("error", errorMessage(f.Body())))
+			s.wmu.Unlock()
+			return s.readyForQuery(sc, readyForQueryFrame('I')) // unlocks s.mu
+		}
 		if fatal := isFatal(f.Body()); fatal && s.replayableLockedW(sc) {
 			// The replica is going away before it answered: its connection's end replays
 			// the requests elsewhere (serverReadFailed); the client sees nothing of it.
@@ -526,6 +537,21 @@ func (s *session) detachLocked(sc *pool.Conn) {
 	}
 	s.server = nil
 	s.txStatus = 'I'
+}
+
+// errReplicaEndedRead is why a replica that failed after answering a read is banned.
+var errReplicaEndedRead = errors.New("replica terminated the connection after answering a read")
+
+// answeredReadLocked reports whether sc is a replica serving a read outside a transaction whose
+// requests are all answered but for the final Sync's ReadyForQuery (s.mu held). Postgres ends
+// the implicit transaction of an extended-protocol read at the Sync, after the rows and
+// CommandComplete went out, so a replica's shutdown can land in between.
+func (s *session) answeredReadLocked(sc *pool.Conn) bool {
+	if s.server != sc || s.srvWriter || s.txStatus != 'I' || s.clientGone || s.relayDone != nil || s.queue.len() != 1 {
+		return false
+	}
+	p := s.queue.peek()
+	return p.kind == pendSync && p.action == actForward
 }
 
 // serverReadFailed handles a read error on the backend: either the client left and the relay
