@@ -75,6 +75,39 @@ type Config struct {
 	// Moves configures this node's part in online shard moves: holding a frozen shard's
 	// writes, the grace of open transactions, and retries after a write met a move's fence.
 	Moves Moves `yaml:"moves"`
+	// TwoPhase configures the recovery of two-phase commits, for databases with
+	// two_phase_commit. Their decision log lives in the catalog.
+	TwoPhase TwoPhase `yaml:"two_phase"`
+}
+
+// TwoPhase configures the recovery of transactions that span shard groups (two-phase commit):
+// one node at a time resolves the prepared transactions a crashed or cut-off node left.
+type TwoPhase struct {
+	// RecoveryInterval is the time between two recovery passes. Default 1s.
+	RecoveryInterval Duration `yaml:"recovery_interval"`
+	// AbortAfter is how long a transaction may stay between its first PREPARE and its commit
+	// decision; past it recovery decides to roll it back (its coordinator is dead or stuck).
+	// Default 10s.
+	AbortAfter Duration `yaml:"abort_after"`
+	// Retention is how long the decision to roll back is kept after recovery carried it out,
+	// so that a PREPARE still on its way from a dead node is rolled back too. Default 1m.
+	Retention Duration `yaml:"retention"`
+	// LockTimeout is the lock_timeout of every branch of a transaction spanning shard groups:
+	// no group's deadlock detector sees a wait cycle that crosses groups, so such a wait ends
+	// with SQLSTATE 55P03 after this long instead of never. Default 5s; 0 leaves lock_timeout
+	// as the session has it.
+	LockTimeout Duration `yaml:"lock_timeout"`
+}
+
+func (t *TwoPhase) validate() error {
+	if t.LockTimeout < 0 {
+		return fmt.Errorf("lock_timeout must not be negative, got %v", t.LockTimeout.D())
+	}
+	if t.RecoveryInterval <= 0 || t.AbortAfter <= 0 || t.Retention <= 0 {
+		return fmt.Errorf("recovery_interval, abort_after and retention must be positive, got %v, %v, %v",
+			t.RecoveryInterval.D(), t.AbortAfter.D(), t.Retention.D())
+	}
+	return nil
 }
 
 // Moves configures how a node serves a shard while it is being moved to another group.
@@ -308,6 +341,11 @@ type Database struct {
 	PoolMode PoolMode `yaml:"pool_mode"`
 	// PoolSize overrides default_pool_size for this database.
 	PoolSize int `yaml:"pool_size"`
+	// TwoPhaseCommit lets a transaction of this database span shard groups: it runs on a
+	// writer backend per group and commits with two-phase commit (PREPARE TRANSACTION on every
+	// group, the decision recorded in the catalog, then COMMIT PREPARED). Needs catalog.dsn and
+	// max_prepared_transactions on every writer. Off: a transaction stays in one group (0A000).
+	TwoPhaseCommit bool `yaml:"two_phase_commit"`
 }
 
 // Group is one backend shard group: a writer and its streaming replicas.
@@ -371,6 +409,8 @@ func Default() Config {
 			Timeout: Duration(200 * time.Millisecond)},
 		Sharding: Sharding{KeyColumn: "customer_id"},
 		Moves:    Moves{BufferTimeout: Duration(10 * time.Second), BufferLimit: 10000, Grace: Duration(time.Second)},
+		TwoPhase: TwoPhase{RecoveryInterval: Duration(time.Second), AbortAfter: Duration(10 * time.Second), Retention: Duration(time.Minute),
+			LockTimeout: Duration(5 * time.Second)},
 		Health: Health{
 			Interval:      Duration(250 * time.Millisecond),
 			MaxReplicaLag: Duration(time.Second),
@@ -517,6 +557,14 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Moves.validate(); err != nil {
 		return fmt.Errorf("moves: %w", err)
+	}
+	if err := c.TwoPhase.validate(); err != nil {
+		return fmt.Errorf("two_phase: %w", err)
+	}
+	for _, d := range c.Databases {
+		if d.TwoPhaseCommit && c.Catalog.DSN == "" {
+			return fmt.Errorf("databases: %s has two_phase_commit, which needs catalog.dsn (the decision log lives in the catalog)", d.Name)
+		}
 	}
 	if c.Health.Interval <= 0 || c.Health.MaxReplicaLag <= 0 || c.Health.BanTime <= 0 || c.Health.MaxBanTime < c.Health.BanTime {
 		return errors.New("health: interval, max_replica_lag and ban_time must be positive, max_ban_time at least ban_time")

@@ -137,6 +137,11 @@ func (s *session) writerLSN(sc *pool.Conn) uint64 {
 
 // bump bumps the touches' generations, grouped by the group that committed them.
 func (s *session) bump(take []posTouch, lsn uint64) {
+	s.bumpEach(take, func(string) uint64 { return lsn })
+}
+
+// bumpEach is bump with each group's commit position (a transaction over several groups).
+func (s *session) bumpEach(take []posTouch, lsnOf func(group string) uint64) {
 	c := s.srv.cache
 	start := time.Now()
 	for len(take) > 0 {
@@ -152,7 +157,7 @@ func (s *session) bump(take []posTouch, lsn uint64) {
 		}
 		take = rest
 		ctx, cancel := context.WithTimeout(context.Background(), s.srv.config().Cache.Timeout.D())
-		err := c.Bump(ctx, "proxy", group, lsn, touches)
+		err := c.Bump(ctx, "proxy", group, lsnOf(group), touches)
 		cancel()
 		if err != nil {
 			s.logger().Warn("cache: could not bump generations after a write; caching is off on this node until Redis answers",

@@ -23,6 +23,9 @@ const (
 	codeAdminShutdown      = "57P01"
 	codeCannotConnectNow   = "57P03"
 	codeInternal           = "XX000"
+	// codeTxResolutionUnknown is transaction_resolution_unknown: a COMMIT whose outcome the
+	// proxy cannot tell.
+	codeTxResolutionUnknown = "08007"
 	// codeInvalidStatementName is invalid_sql_statement_name (no such prepared statement).
 	codeInvalidStatementName = "26000"
 	// codeInvalidParameterValue is invalid_parameter_value (a bad SET value).

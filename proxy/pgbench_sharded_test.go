@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -95,4 +96,86 @@ func expectPgbenchClean(t *testing.T, out string) {
 		t.Fatalf("pgbench reported failures or no work:\n%s", out)
 	}
 	t.Logf("%s transactions, tps %s", done[1], tpsRE.FindStringSubmatch(out)[1])
+}
+
+// TestPgbenchInitSharded is cross-group acceptance 1: pgbench -i -s 10 through the proxy with
+// every pgbench table sharded by its own key (accounts by aid, branches by bid, tellers by tid,
+// history by aid) over 4 groups, in the database's two-phase-committed transaction; then
+// select-only and TPC-B (whose transactions span groups) with zero failed transactions and
+// sums that agree across the groups.
+func TestPgbenchInitSharded(t *testing.T) {
+	if _, err := exec.LookPath("pgbench"); err != nil {
+		t.Fatal("pgbench is not installed: run scripts/deps.sh")
+	}
+	cl := pgtest.New(t, pgtest.Options{Groups: 4})
+	for _, g := range cl.Groups {
+		super := connect(t, g.Writer.SuperDSN("postgres"))
+		execAll(t, super, "CREATE DATABASE bench OWNER "+pgtest.User)
+	}
+	p := startProxyFor(t, cl, func(c *config.Config) {
+		c.Groups = nil
+		for i, g := range cl.Groups {
+			c.Groups = append(c.Groups, config.Group{Name: g.Name, Region: testRegions[i%len(testRegions)], Writer: g.Writer.Addr()})
+		}
+		c.Region = testRegions[0]
+		c.Catalog.DSN = cl.Groups[0].Writer.AppDSN()
+		c.Databases = []config.Database{{Name: "bench", TwoPhaseCommit: true}, {Name: pgtest.Database}}
+		c.Sharding.Tables = []config.ShardedTable{{Name: "pgbench_accounts", Column: "aid"}, {Name: "pgbench_branches", Column: "bid"},
+			{Name: "pgbench_tellers", Column: "tid"}, {Name: "pgbench_history", Column: "aid"}}
+	})
+	const scale = 10
+	runPgbenchOn(t, p.addr, "bench", "-i", "-s", strconv.Itoa(scale), "-q")
+
+	m := p.srv.topo.store.Current()
+	keys := map[string]string{"pgbench_accounts": "aid", "pgbench_branches": "bid", "pgbench_tellers": "tid"}
+	wantRows := map[string]int64{"pgbench_accounts": scale * 100_000, "pgbench_branches": scale, "pgbench_tellers": scale * 10}
+	// sums returns, over every group's writer, the rows of each table, those on a group not
+	// owning them, and the balance sums.
+	sums := func() (rows, wrong map[string]int64, sum [4]int64) {
+		rows, wrong = map[string]int64{}, map[string]int64{}
+		for gi, g := range cl.Groups {
+			w := connect(t, strings.Replace(g.Writer.AppDSN(), "/"+pgtest.Database+"?", "/bench?", 1))
+			var owned []string
+			for _, sh := range m.OwnedBy(gi).Shards() {
+				owned = append(owned, strconv.Itoa(int(sh)))
+			}
+			for table, key := range keys {
+				rows[table] += mustQueryInt(t, w, "SELECT count(*) FROM "+table)
+				wrong[table] += mustQueryInt(t, w, fmt.Sprintf("SELECT count(*) FROM %s WHERE %s %% 16 <> ALL('{%s}'::int[])", table, key, strings.Join(owned, ",")))
+			}
+			for i, q := range []string{"SELECT coalesce(sum(abalance),0) FROM pgbench_accounts", "SELECT coalesce(sum(tbalance),0) FROM pgbench_tellers",
+				"SELECT coalesce(sum(bbalance),0) FROM pgbench_branches", "SELECT coalesce(sum(delta),0) FROM pgbench_history"} {
+				sum[i] += mustQueryInt(t, w, q)
+			}
+			if n := mustQueryInt(t, w, "SELECT count(*) FROM pg_prepared_xacts"); n != 0 {
+				t.Errorf("%s: %d prepared transactions left", g.Name, n)
+			}
+			w.Close(context.Background())
+		}
+		return rows, wrong, sum
+	}
+	rows, wrong, _ := sums()
+	for table, want := range wantRows {
+		if rows[table] != want || wrong[table] != 0 {
+			t.Fatalf("%s after pgbench -i: %d rows (want %d), %d on a group not owning them", table, rows[table], want, wrong[table])
+		}
+	}
+	secs := strconv.Itoa(int(min(pgbenchDuration, 8*time.Second).Seconds()))
+	out := runPgbenchOn(t, p.addr, "bench", "-b", "select-only", "-M", "prepared", "-c", "8", "-j", "2", "-T", secs)
+	expectPgbenchClean(t, out)
+	for _, mode := range []string{"simple", "extended", "prepared"} {
+		t.Run("tpcb-like/"+mode, func(t *testing.T) {
+			out := runPgbenchOn(t, p.addr, "bench", "-b", "tpcb-like", "-M", mode, "-c", "8", "-j", "2", "-T", secs)
+			expectPgbenchClean(t, out)
+		})
+	}
+	_, wrong, sum := sums()
+	if sum[0] != sum[1] || sum[1] != sum[2] || sum[2] != sum[3] || sum[3] == 0 {
+		t.Fatalf("balances disagree across groups or nothing ran: accounts %d tellers %d branches %d history %d", sum[0], sum[1], sum[2], sum[3])
+	}
+	for table, n := range wrong {
+		if n != 0 {
+			t.Errorf("%s: %d rows on a group not owning them after TPC-B", table, n)
+		}
+	}
 }

@@ -569,6 +569,9 @@ func (s *session) serverReadFailed(sc *pool.Conn, err error) {
 		s.replayElsewhere(sc, err) // unlocks s.mu
 		return
 	}
+	if len(s.branches) > 0 {
+		s.dropParkedBranchesLocked() // the transaction over several groups is lost with this branch
+	}
 	gone := s.clientGone
 	fenced := s.fenceErr // a write the fence refused: it did not run, whatever became of the connection
 	s.fenceErr = nil

@@ -184,6 +184,23 @@ func (s *session) begin(t routeTarget) (*pool.Conn, error) {
 			s.pump()
 			s.mu.Lock()
 		}
+		if s.server != nil && !s.serves(t) && len(s.branches) > 0 && s.txStatus == 'E' {
+			s.mu.Unlock()
+			return nil, &switchError{ce: newClientError("25P02", "current transaction is aborted, commands ignored until end of transaction block")}
+		}
+		if s.server != nil && !s.serves(t) && s.canBranchLocked(t) && t.group != s.srvGroup {
+			// A transaction of a database with two_phase_commit takes on another group.
+			if !s.drainBranchLocked() {
+				s.mu.Unlock()
+				return nil, &switchError{ce: newClientError(codeFeatureNotSupp,
+					"a statement for another shard group must wait for the replies of the transaction's earlier statements").
+					withHint("send a Sync (or wait for the results) before a statement for another customer's group")}
+			}
+			if err := s.switchBranchLocked(t); err != nil {
+				s.mu.Unlock()
+				return nil, err
+			}
+		}
 		if s.server != nil && !s.serves(t) {
 			if t.group == s.srvGroup && t.writer && !s.srvWriter && s.queue.len() == 0 && s.releasableLocked() && s.relayDone == nil {
 				// A read-only session wants its group's writer now: give the replica back.

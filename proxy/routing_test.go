@@ -313,10 +313,26 @@ func testCrossGroup(t *testing.T, fx *routingFixture) {
 		usable()
 	}
 
-	// A multi-row INSERT spanning groups.
-	_, err := conn.Exec(ctx, `INSERT INTO customers (customer_id, name, tier, created_at) VALUES
-		(100001, 'a', 'free', now()), (100005, 'b', 'free', now())`)
-	expectCode("multi-row INSERT across groups", err, "0A000")
+	// A multi-row INSERT spanning groups is split by group outside a transaction; inside one
+	// (without two_phase_commit) it stays refused.
+	const spanning = `INSERT INTO customers (customer_id, name, tier, created_at) VALUES
+		(100001, 'a', 'free', now()), (100005, 'b', 'free', now())`
+	if _, err := conn.Exec(ctx, spanning); err != nil {
+		t.Fatalf("multi-row INSERT across groups: %v", err)
+	}
+	for _, id := range []int64{100001, 100005} {
+		var n int64
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM customers WHERE customer_id = $1", id).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("split INSERT: customer %d has %d rows, %v; want 1", id, n, err)
+		}
+	}
+	txSplit, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = txSplit.Exec(ctx, strings.ReplaceAll(strings.ReplaceAll(spanning, "100001", "100101"), "100005", "100105"))
+	expectCode("multi-row INSERT across groups in a transaction", err, "0A000")
+	_ = txSplit.Rollback(ctx)
 	usable()
 
 	// A scatter inside a transaction.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/shardwire/shardwire/config"
 	"github.com/shardwire/shardwire/proxy/merge"
 	"github.com/shardwire/shardwire/proxy/pool"
 	"github.com/shardwire/shardwire/proxy/wire"
@@ -38,6 +39,9 @@ type proxyPortal struct {
 	// bindFrame is the client's Bind of a cacheable portal, sent to a backend after all when
 	// the portal cannot be cached after all (rebindUncached).
 	bindFrame []byte
+	// rowShards are the shards of a split INSERT's VALUES rows, read at Bind (nil for a
+	// simple query, whose rows are read from its text).
+	rowShards []shardmap.Shard
 }
 
 // newProxyPortal makes the portal for a Bind of a statement the proxy runs itself: it keeps
@@ -73,7 +77,27 @@ func (s *session) runProxyQuery(pp *proxyPortal, simple bool) error {
 		s.mu.Lock()
 	}
 	inTx := s.virtualTx != 0 || (s.server != nil && (s.txStatus != 'I' || s.queue.len() > 0))
+	multi := len(s.branches) > 0
 	s.mu.Unlock()
+	if multi && (pp.plan.Kind == router.KindCommit || pp.plan.Kind == router.KindRollback) {
+		return s.endMultiGroupTx(pp.plan.Kind == router.KindCommit, simple, !simple && pp.describe)
+	}
+	if pp.plan.Split != nil || pp.plan.Target == router.TargetSplit {
+		s.answerDeferredLocally() // the proxy runs the statement itself: its Parse is answered here
+	}
+	switch {
+	case pp.plan.Split != nil && pp.plan.Target == router.TargetShards:
+		return s.splitInsert(pp, simple)
+	case pp.plan.Target == router.TargetSplit && pp.plan.Copy != nil && pp.describeOnly:
+		s.routeFailed(newClientError(codeFeatureNotSupp, "a COPY of a sharded table cannot be described without running it").
+			withHint("execute the COPY"), simple)
+		return nil
+	case pp.plan.Target == router.TargetSplit && pp.plan.Copy != nil:
+		return s.runCopy(pp, simple)
+	}
+	if inTx && pp.plan.Target == router.TargetAllGroups && pp.cache == nil && s.twoPhaseEnabled() && s.mode != config.PoolModeSession {
+		return s.broadcastInTx(pp, simple)
+	}
 	s.answerDeferredLocally()
 	what := "a read without a shard key"
 	if pp.plan.Target == router.TargetAllGroups {

@@ -46,6 +46,11 @@ type Server struct {
 	topo    *topology
 	// moves tracks frozen shards and the statements held for them.
 	moves *moveState
+	// twoPhase serves transactions spanning shard groups; nil when no database has
+	// two_phase_commit (set by Start, before any client). twoPhaseHook is its test hook.
+	twoPhase     *twoPhase
+	twoPhaseHook func(step string)
+	multi        *multiGroupMetrics
 	// cache is the read-through cache; nil when no table is cacheable. cacheHook is a test
 	// hook (SetCacheHook); keyBuilders recycles cache key hashers.
 	cache       *cache.Cache
@@ -138,6 +143,7 @@ func New(cfg config.Config, log *zap.Logger, reg prometheus.Registerer) (*Server
 	}
 	s.metrics = newMetrics(reg, s.poolList)
 	s.moves = newMoveState(topo.store, reg)
+	s.multi = newMultiGroupMetrics(reg)
 	if cfg.Cache.Enabled() {
 		c, err := cache.New(cache.Options{Config: cfg.Cache, Log: log.Named("cache"), Registry: reg, Clustered: cfg.Cluster.Bind != ""})
 		if err != nil {
@@ -237,6 +243,9 @@ func (s *Server) start(ctx context.Context) error {
 			s.catalog.Store(nil)
 			cat.Close()
 		}()
+	}
+	if err := s.startTwoPhase(ctx, cfg); err != nil {
+		return err
 	}
 	s.topo.health.CheckNow(ctx)
 	go s.topo.health.Run(ctx)

@@ -111,12 +111,27 @@ type session struct {
 	pinReason  string
 	attachedAt time.Time
 	// Routing state under mu.
-	srvGroup       int    // group index of the attached backend in curMap
-	srvWriter      bool   // the attached backend is its group's writer
-	srvAddr        string // its endpoint
-	wrote          bool   // it ran a write since it was attached
-	virtualTx      byte   // transaction status the proxy shows while it holds a BEGIN back ('T', 'E') or 0
-	deferredBegin  []byte
+	srvGroup      int    // group index of the attached backend in curMap
+	srvWriter     bool   // the attached backend is its group's writer
+	srvAddr       string // its endpoint
+	wrote         bool   // it ran a write since it was attached
+	virtualTx     byte   // transaction status the proxy shows while it holds a BEGIN back ('T', 'E') or 0
+	deferredBegin []byte
+	// txBeginFrame is the client's BEGIN of the open transaction, which a new branch opens
+	// with too (dtx.go); nil when the proxy did not keep it.
+	txBeginFrame []byte
+	// branches are the backends of a transaction spanning shard groups, the attached one
+	// included; empty otherwise (dtx.go).
+	branches []branch
+	// savepoints: the open transaction used a savepoint, so it cannot span groups.
+	savepoints bool
+	// implicitTx: the proxy opened the transaction itself for one statement it splits over
+	// groups (multi-row INSERT, COPY); it commits it when the statement succeeded.
+	implicitTx bool
+	// copySplit is the COPY FROM STDIN the proxy is splitting over groups, nil when none;
+	// copyDiscard drops the client's remaining COPY data after the proxy failed the copy.
+	copySplit      *copySplit
+	copyDiscard    bool
 	deferredParses []deferredParse
 	// multi are the backends of a running scatter or DDL on every group (for cancel);
 	// multiCancelled says a cancel was sent to them.
@@ -261,6 +276,15 @@ func (s *session) dispatch(f wire.Frame) error {
 	if s.skipUntilSync && typ != wire.Sync && typ != wire.Terminate {
 		return nil // the backend would discard these after an error, so does the proxy
 	}
+	if s.copySplit != nil && typ != wire.Terminate {
+		return s.copySplitMessage(f)
+	}
+	if s.copyDiscard {
+		if typ == wire.CopyData || typ == wire.CopyDone || typ == wire.CopyFail {
+			return nil // the rest of a COPY the proxy failed, as Postgres drops it
+		}
+		s.copyDiscard = false
+	}
 	switch typ {
 	case wire.Query:
 		return s.handleQuery(f)
@@ -326,6 +350,14 @@ func (s *session) handleQuery(f wire.Frame) error {
 	if s.refused(&plan, m, true) {
 		return nil
 	}
+	if s.inMultiGroupTx() {
+		if s.refuseInMultiGroupTx(&plan, true) {
+			return nil
+		}
+		if plan.Statements == 1 && (plan.Kind == router.KindCommit || plan.Kind == router.KindRollback) {
+			return s.endMultiGroupTx(plan.Kind == router.KindCommit, true, false)
+		}
+	}
 	if req := s.cacheRequest(&plan, m); req != nil {
 		return s.runProxyQuery(&proxyPortal{sql: string(sql), plan: plan, m: m, describe: true, cache: req}, true)
 	}
@@ -346,6 +378,9 @@ func (s *session) handleQuery(f wire.Frame) error {
 			return nil
 		}
 	}
+	if plan.Target == router.TargetSplit || (plan.Split != nil && splitsGroups(&plan, m)) {
+		return s.runProxyQuery(&proxyPortal{sql: string(sql), plan: plan, m: m, describe: true}, true)
+	}
 	if plan.Kind == router.KindDDL {
 		defer s.srv.topo.schemaChanged(s.db.BackendName)
 	}
@@ -359,6 +394,7 @@ func (s *session) handleQuery(f wire.Frame) error {
 		return s.beginFailed(err, true)
 	}
 	sc.UnnamedOwner = nil // a simple query drops the backend's unnamed statement
+	s.savepoints = s.savepoints || plan.Kind == router.KindSavepoint
 	s.noteWriteTouchesLocked(&plan, m)
 	s.ranDDL = s.ranDDL || plan.Kind == router.KindDDL
 	s.queue.push(pending{kind: pendQuery, effects: eff, start: time.Now()})
@@ -601,8 +637,15 @@ func (s *session) handleBind(f wire.Frame) error {
 		if s.refused(&plan, m, false) {
 			return nil
 		}
+		endsMulti := false
+		if s.inMultiGroupTx() {
+			if s.refuseInMultiGroupTx(&plan, false) {
+				return nil
+			}
+			endsMulti = plan.Kind == router.KindCommit || plan.Kind == router.KindRollback
+		}
 		req := s.cacheRequest(&plan, m)
-		if req != nil || plan.Target == router.TargetScatter || plan.Target == router.TargetAllGroups {
+		if req != nil || endsMulti || plan.Target == router.TargetScatter || plan.Target == router.TargetAllGroups {
 			pp, err := newProxyPortal(string(query), plan, m, parse, f)
 			if err != nil {
 				return s.protocolViolation("malformed Bind message")
@@ -623,6 +666,23 @@ func (s *session) handleBind(f wire.Frame) error {
 			case r == gateDone:
 				return nil
 			}
+		}
+		if plan.Target == router.TargetSplit || (plan.Split != nil && splitsGroups(&plan, m)) {
+			pp, err := newProxyPortal(string(query), plan, m, parse, f)
+			if err != nil {
+				return s.protocolViolation("malformed Bind message")
+			}
+			if plan.Split != nil {
+				shards, err := plan.Split.RowShards(pp.sql, &s.bindParams, nil)
+				if err != nil {
+					s.routeFailed(routeErrorOf(err), false)
+					return nil
+				}
+				pp.rowShards = shards
+			}
+			s.addProxyPortal(string(portal), pp)
+			s.reply(bindCompleteFrame)
+			return nil
 		}
 		var ce *clientError
 		if t, ce = s.targetFor(&plan, m); ce != nil {
@@ -647,6 +707,7 @@ func (s *session) sendBind(f wire.Frame, portal, stmtName, params []byte, st *st
 		return s.beginFailed(err, false)
 	}
 	if plan != nil {
+		s.savepoints = s.savepoints || plan.Kind == router.KindSavepoint
 		s.noteWriteTouchesLocked(plan, m)
 		s.ranDDL = s.ranDDL || plan.Kind == router.KindDDL
 	}
@@ -1078,6 +1139,9 @@ func (s *session) clientLeft() {
 	s.wmu.Unlock()
 	s.mu.Lock()
 	s.clientGone = true
+	if len(s.branches) > 0 {
+		s.dropParkedBranchesLocked() // closing them rolls their transactions back
+	}
 	sc, done := s.server, s.relayDone
 	if sc == nil {
 		s.mu.Unlock()

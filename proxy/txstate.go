@@ -31,6 +31,7 @@ func (s *session) virtualTxControl(f []byte, plan *router.Plan) bool {
 		}
 		s.virtualTx = 'T'
 		s.deferredBegin = append(s.deferredBegin[:0], f...)
+		s.txBeginFrame = append(s.txBeginFrame[:0], f...)
 		tag = "BEGIN"
 	case router.KindCommit, router.KindRollback:
 		if s.virtualTx == 0 {
@@ -43,6 +44,7 @@ func (s *session) virtualTxControl(f []byte, plan *router.Plan) bool {
 		}
 		s.virtualTx = 0
 		s.deferredBegin = nil
+		s.txBeginFrame = s.txBeginFrame[:0]
 		s.hasLocalShardKey = false
 	default:
 		s.mu.Unlock()

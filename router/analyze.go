@@ -18,6 +18,8 @@ type builder struct {
 	sql  string
 	toks []shapeToken
 	t    *template
+	// version is the parse tree's Postgres version, which a deparsed tree must carry.
+	version int32
 
 	info    stmtInfo  // the statement being analyzed
 	levels  []level   // query levels, innermost last
@@ -55,6 +57,11 @@ type stmtInfo struct {
 	keylessWhy         string
 	checks             []int32
 	staticErr          *RouteError
+	// The INSERT ... VALUES walked last with a key in every row, its key column, and where
+	// each row's key comes from (for InsertSplit).
+	valuesStmt *pg.InsertStmt
+	valuesCol  string
+	valuesKeys []valueRef
 }
 
 // level is one query level (a SELECT, or the target of an INSERT/UPDATE/DELETE/MERGE): the

@@ -184,13 +184,19 @@ func (t *template) plan(acc []leafAcc, hints []hint, sess Session, m *shardmap.M
 		h := hintOf(hints, 0)
 		r := t.evalStmt(st, acc, h, sess)
 		p.Target, p.Err, p.Merge = r.target, r.err, r.merge
-		if r.target == TargetShards {
+		switch r.target {
+		case TargetShards:
 			p.Shards = r.shards
+			if r.keyed {
+				p.Split = st.split
+			}
 			if r.keyed && st.exact && st.root >= 0 {
 				if !evalKeys(t.nodes, acc, st.root, &p.Keys) {
 					p.Keys = KeySet{}
 				}
 			}
+		case TargetSplit:
+			p.Copy = st.copy
 		}
 		switch {
 		case r.target == TargetReject:
@@ -215,6 +221,9 @@ func (t *template) plan(acc []leafAcc, hints []hint, sess Session, m *shardmap.M
 			return p
 		case TargetScatter:
 			p.Target, p.Err = TargetReject, t.errs.scatterAlone
+			return p
+		case TargetSplit:
+			p.Target, p.Err = TargetReject, t.errs.copyAlone
 			return p
 		case TargetShards:
 			anyShards = true

@@ -16,7 +16,11 @@ func (b *builder) statement(n *pg.Node) stmtTemplate {
 		return b.selectTop(x.SelectStmt)
 	case *pg.Node_InsertStmt, *pg.Node_UpdateStmt, *pg.Node_DeleteStmt, *pg.Node_MergeStmt:
 		b.walk(nodeMessage(n))
-		return b.dml(KindWrite)
+		st := b.dml(KindWrite)
+		if ins := n.GetInsertStmt(); ins != nil && st.target == TargetShards {
+			st.split = b.insertSplit(ins, &st)
+		}
+		return st
 	case *pg.Node_ExplainStmt:
 		return b.explain(x.ExplainStmt)
 	case *pg.Node_CopyStmt:
@@ -182,7 +186,7 @@ func (b *builder) explain(e *pg.ExplainStmt) stmtTemplate {
 		st.kind = KindRead
 	}
 	if st.target == TargetShards {
-		st.merge = nil
+		st.merge, st.split = nil, nil
 		st.fallback, st.fallErr = TargetReject, &RouteError{Code: CodeFeatureNotSupported,
 			Message: "EXPLAIN of a statement without a shard key on sharded tables is not supported",
 			Hint:    "add /* shard_key=N */ to explain it on the group of that key"}
@@ -235,14 +239,8 @@ func (b *builder) copyStmt(c *pg.CopyStmt) stmtTemplate {
 	table, key, _ := b.tableRef(c.Relation)
 	b.walk(c.WhereClause)
 	switch {
-	case key != "" && c.IsFrom:
-		return reject(kind, &RouteError{Code: CodeFeatureNotSupported,
-			Message: "COPY into a sharded table is not supported yet",
-			Hint:    "insert the rows of " + table + " with INSERT statements that name " + key})
 	case key != "":
-		return reject(kind, &RouteError{Code: CodeFeatureNotSupported,
-			Message: "COPY of sharded table " + table + " is not supported",
-			Hint:    "use COPY (SELECT ... FROM " + table + " WHERE " + key + " = ...) TO STDOUT"})
+		return b.copyTable(c, kind, table, key)
 	case b.info.unsharded:
 		return fixed(kind, TargetDefault)
 	}

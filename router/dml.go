@@ -47,9 +47,12 @@ func (b *builder) insertStmt(s *pg.InsertStmt) {
 			b.walk(s.SelectStmt)
 			b.markKeyless("INSERT into sharded table " + table + " without its key column " + keyCol)
 		default:
-			if r, ok := b.insertSource(s.SelectStmt, idx, keyCol); ok {
+			if r, rows, ok := b.insertSource(s.SelectStmt, idx, keyCol); ok {
 				b.info.required = append(b.info.required, r)
 				b.info.roots = append(b.info.roots, r)
+				if rows != nil {
+					b.info.valuesStmt, b.info.valuesCol, b.info.valuesKeys = s, keyCol, rows
+				}
 			} else {
 				b.markKeyless("INSERT into sharded table " + table + " whose " + keyCol + " values are not all constants or parameters")
 			}
@@ -79,12 +82,13 @@ func (b *builder) markKeyless(why string) {
 
 // insertSource walks the rows an INSERT writes and returns the key tree node of their key
 // column (index idx): a leaf of every row's value for VALUES, or for INSERT ... SELECT the
-// select's constant or its keys. ok is false when a row's key cannot be known.
-func (b *builder) insertSource(n *pg.Node, idx int, keyCol string) (int32, bool) {
+// select's constant or its keys. For VALUES, rows are where each row's key comes from, in row
+// order. ok is false when a row's key cannot be known.
+func (b *builder) insertSource(n *pg.Node, idx int, keyCol string) (node int32, rows []valueRef, ok bool) {
 	sel := n.GetSelectStmt()
 	if sel == nil {
 		b.walk(n)
-		return -1, false
+		return -1, nil, false
 	}
 	if len(sel.ValuesLists) > 0 && len(sel.FromClause) == 0 && sel.Op == pg.SetOperation_SETOP_NONE {
 		vals := make([]valueRef, 0, len(sel.ValuesLists))
@@ -103,17 +107,17 @@ func (b *builder) insertSource(n *pg.Node, idx int, keyCol string) (int32, bool)
 		}
 		b.walk(n)
 		if !ok {
-			return -1, false
+			return -1, nil, false
 		}
-		return b.newLeaf(keyCol, vals), true
+		return b.newLeaf(keyCol, vals), vals, true
 	}
 	b.info.inexact = true // INSERT ... SELECT: the rows come from a query
 	if sel.Op != pg.SetOperation_SETOP_NONE || len(sel.ValuesLists) > 0 {
 		b.walk(n)
-		return -1, false
+		return -1, nil, false
 	}
 	start := len(b.info.roots)
-	node, ok, from := int32(-1), false, int32(-1)
+	node, from := int32(-1), int32(-1)
 	b.selectStmt(sel, func() {
 		for i := 0; i <= idx && i < len(sel.TargetList); i++ {
 			if cr := sel.TargetList[i].GetResTarget().GetVal().GetColumnRef(); cr != nil {
@@ -139,16 +143,16 @@ func (b *builder) insertSource(n *pg.Node, idx int, keyCol string) (int32, bool)
 		}
 	})
 	if !ok {
-		return -1, false
+		return -1, nil, false
 	}
 	if node >= 0 {
-		return node, true
+		return node, nil, true
 	}
 	kids := append([]int32(nil), b.info.roots[start:]...)
 	if from >= 0 {
 		kids = append(kids, from)
 	}
-	return b.t.combineAll(keyAny, kids), true
+	return b.t.combineAll(keyAny, kids), nil, true
 }
 
 // assignments walks the SET list of an UPDATE (or ON CONFLICT DO UPDATE, MERGE UPDATE) of a

@@ -19,6 +19,13 @@
 // without allocating. ScatterSQL rewrites a scatter for one group (restricted to the shards it
 // owns). Golden files in testdata pin the plans. Everything here is safe for concurrent use.
 //
+// Two kinds of statement the proxy splits by rows get their plan data here, computed once per
+// shape: a COPY FROM STDIN or TO STDOUT of a sharded table (TargetSplit, Plan.Copy: the data
+// format, where each row's key is, and CopySpec.OutSQL, the per-group COPY of a restricted
+// SELECT), and a multi-row INSERT ... VALUES whose rows fall in several groups (Plan.Split:
+// InsertSplit.RowShards says where each row goes, InsertSplit.Render writes the INSERT of a
+// group's rows with its parameters renumbered, by lexing the text, never parsing it).
+//
 // For the read-through cache a Plan also says which exact shard-key values the statement's
 // rows are restricted to (Keys, a KeySet), and whether the statement itself lets its result be
 // cached (NoCache: not one plain read, a function that is not IMMUTABLE, a locking clause, a

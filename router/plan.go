@@ -80,9 +80,13 @@ const (
 	TargetAllGroups
 	// TargetReject cannot run: Plan.Err says why.
 	TargetReject
+	// TargetSplit is a COPY on a sharded table whose rows the proxy splits over the groups
+	// (Plan.Copy): COPY FROM STDIN sends each data row to the group owning its key, COPY TO
+	// STDOUT runs Plan.Copy.OutSQL on every group and concatenates the rows.
+	TargetSplit
 )
 
-var targetNames = [...]string{"", "Any", "Default", "Shards", "Scatter", "AllGroups", "Reject"}
+var targetNames = [...]string{"", "Any", "Default", "Shards", "Scatter", "AllGroups", "Reject", "Split"}
 
 func (t Target) String() string {
 	if int(t) < len(targetNames) && t != 0 {
@@ -122,8 +126,8 @@ const (
 )
 
 // Plan is the router's decision for one statement (or one simple-query string). It is a value:
-// printable, comparable in tests, and cheap to copy. Pointers in it (Merge, Err) point at data
-// shared by every plan of the same statement shape and must not be modified.
+// printable, comparable in tests, and cheap to copy. Pointers in it (Merge, Err, Copy, Split)
+// point at data shared by every plan of the same statement shape and must not be modified.
 type Plan struct {
 	Kind   Kind              `json:"kind"`
 	Target Target            `json:"target"`
@@ -146,6 +150,13 @@ type Plan struct {
 	// CacheTTL is the time to live a /* cache ttl=30s */ comment asks for (0 when there is
 	// none or it is malformed, and whenever NoCache is not CacheOK).
 	CacheTTL time.Duration `json:"cache_ttl,omitzero"`
+	// Copy describes the COPY of a sharded table (TargetSplit only): the data rows' format and
+	// where their key is, and for COPY TO the per-group statement.
+	Copy *CopySpec `json:"copy,omitempty"`
+	// Split is set for a single multi-row INSERT ... VALUES on a sharded table routed by the
+	// key values of its rows (TargetShards, Shards their union): when those shards span
+	// several groups, the proxy may send each group the rows it owns (InsertSplit.Render).
+	Split *InsertSplit `json:"split,omitempty"`
 	// Keys, when exact, are the shard-key values the statement's rows are provably
 	// restricted to (a read's rows, or the rows a write changes): set only for one statement
 	// on TargetShards routed by keys it states itself (literals or bound parameters, not a

@@ -1,7 +1,11 @@
 package router
 
 import (
+	"fmt"
+	"strings"
 	"testing"
+
+	"github.com/shardwire/shardwire/shardmap"
 )
 
 // BenchmarkRoute plans the golden cases' strings, every shape seen before (the hot path).
@@ -103,5 +107,74 @@ func BenchmarkFirstParse(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		New(Config{CacheSize: 1}).Route(q, Session{}, m)
+	}
+}
+
+// BenchmarkRouteInsert100 plans a seen 100-row INSERT with literal keys: the multi-row fast
+// path, which must not pay for the split data it carries.
+func BenchmarkRouteInsert100(b *testing.B) {
+	m := routeTestMap()
+	r := New(Config{})
+	q := insertRows(100)
+	r.Route(q, Session{}, m)
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Route(q, Session{}, m)
+	}
+}
+
+// BenchmarkRowShards100 reads the shard of each row of a 100-row INSERT from its literals.
+func BenchmarkRowShards100(b *testing.B) {
+	m := routeTestMap()
+	q := insertRows(100)
+	split := New(Config{}).Route(q, Session{}, m).Split
+	dst := make([]shardmap.Shard, 0, 100)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(q)))
+	for b.Loop() {
+		dst, _ = split.RowShards(q, nil, dst[:0])
+	}
+}
+
+// BenchmarkRender100 renders every other row of a 100-row INSERT (one group's part of two).
+func BenchmarkRender100(b *testing.B) {
+	m := routeTestMap()
+	q := insertRows(100)
+	split := New(Config{}).Route(q, Session{}, m).Split
+	var rows []int
+	for i := 0; i < 100; i += 2 {
+		rows = append(rows, i)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(q)))
+	for b.Loop() {
+		split.Render(q, rows)
+	}
+}
+
+// BenchmarkRender100Params renders every other row of a prepared 100-row INSERT of
+// parameters, renumbering them.
+func BenchmarkRender100Params(b *testing.B) {
+	m := routeTestMap()
+	var sb strings.Builder
+	sb.WriteString("INSERT INTO invoices (customer_id, id, amount) VALUES ")
+	vals := make([]string, 0, 300)
+	for i := 0; i < 100; i++ {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		fmt.Fprintf(&sb, "($%d, $%d, $%d)", 3*i+1, 3*i+2, 3*i+3)
+		vals = append(vals, fmt.Sprint(i), "1", "2")
+	}
+	q := sb.String()
+	split := New(Config{}).Prepare(q, m).Plan(textParams(vals...), Session{}, m).Split
+	var rows []int
+	for i := 0; i < 100; i += 2 {
+		rows = append(rows, i)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(q)))
+	for b.Loop() {
+		split.Render(q, rows)
 	}
 }

@@ -144,7 +144,7 @@ func TestRouteGolden(t *testing.T) {
 			t.Errorf("no golden case of kind %s", k)
 		}
 	}
-	for tg := TargetAny; tg <= TargetReject; tg++ {
+	for tg := TargetAny; tg <= TargetSplit; tg++ {
 		if !targets[tg] {
 			t.Errorf("no golden case of target %s", tg)
 		}
@@ -508,7 +508,7 @@ func FuzzRoute(f *testing.F) {
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("%q: warm %s, cold %s", sql, got.JSON(), want.JSON())
 		}
-		if got.Target < TargetAny || got.Target > TargetReject || got.Kind < KindRead || got.Kind > KindOther {
+		if got.Target < TargetAny || got.Target > TargetSplit || got.Kind < KindRead || got.Kind > KindOther {
 			t.Fatalf("%q: invalid plan %s", sql, got.JSON())
 		}
 		if (got.Target == TargetReject) != (got.Err != nil) {

@@ -81,6 +81,8 @@ type stmtTemplate struct {
 	startTok   int32 // index of the statement's first token (hints before it belong to it)
 	moveErr    *RouteError
 	unknownErr *RouteError
+	split      *InsertSplit // a multi-row INSERT whose rows the proxy may send apart
+	copy       *CopySpec    // target == TargetSplit: the COPY of a sharded table
 	// exact: the statement names one relation, once, its rows are those its keys restrict
 	// (no UPDATE of the key, no INSERT ... SELECT) and it calls no function that may write
 	// elsewhere: its key values are Plan.Keys.
@@ -132,7 +134,8 @@ func buildTemplate(sql string, m *shardmap.Map, fp uint64, errs *planErrors) (*t
 	}
 	toks, shape := tokenize(sql)
 	t := &template{shape: shape, fp: fp, errs: errs, tableSet: map[string]bool{}}
-	b := &builder{m: m, sql: sql, toks: toks, t: t, keyLits: map[int32]bool{}, colErrs: map[string][2]*RouteError{}}
+	b := &builder{m: m, sql: sql, toks: toks, t: t, version: tree.Version, keyLits: map[int32]bool{},
+		colErrs: map[string][2]*RouteError{}}
 	starts := make([]int, len(tree.Stmts))
 	for i, raw := range tree.Stmts {
 		starts[i] = b.tokenAt(raw.StmtLocation)
@@ -176,7 +179,7 @@ func buildTemplate(sql string, m *shardmap.Map, fp uint64, errs *planErrors) (*t
 // planErrors are the errors plans of a router share for what only plan time finds, so that
 // rejecting allocates nothing either.
 type planErrors struct {
-	badHint, scatterAlone, crossGroup *RouteError
+	badHint, scatterAlone, copyAlone, crossGroup *RouteError
 }
 
 func newPlanErrors() *planErrors {
@@ -187,6 +190,9 @@ func newPlanErrors() *planErrors {
 		scatterAlone: &RouteError{Code: CodeFeatureNotSupported,
 			Message: "a statement without a shard key on sharded tables must be sent alone",
 			Hint:    "send it as a query of its own, or add /* shard_key=N */"},
+		copyAlone: &RouteError{Code: CodeFeatureNotSupported,
+			Message: "a COPY of a sharded table must be sent alone",
+			Hint:    "send it as a query of its own"},
 		crossGroup: &RouteError{Code: CodeFeatureNotSupported,
 			Message: "statements for different groups in one request",
 			Hint:    "send them as separate queries"},

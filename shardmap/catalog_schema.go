@@ -39,11 +39,25 @@ func (c *Catalog) migrations() []string {
 		);
 		CREATE UNIQUE INDEX moves_one_open_per_shard ON ` + c.table("moves") + ` (shard)
 			WHERE phase NOT IN ('aborted', 'cleaned', 'reversed', 'reversing')`,
+		// 3: the two-phase-commit decision log (package proxy/twopc): one row per
+		// cross-group transaction from before its first PREPARE TRANSACTION until every
+		// branch is resolved, then deleted. The table holds only transactions in flight, so
+		// it stays small and needs no index besides its key.
+		`CREATE TABLE ` + c.table("transactions") + ` (
+			gid        text        PRIMARY KEY CHECK (octet_length(gid) < 200),
+			node       text        NOT NULL,
+			database   text        NOT NULL,
+			username   text        NOT NULL,
+			groups     text[]      NOT NULL CHECK (cardinality(groups) > 0),
+			state      text        NOT NULL CHECK (state IN ('prepare', 'commit', 'abort')),
+			created_at timestamptz NOT NULL DEFAULT now(),
+			updated_at timestamptz NOT NULL DEFAULT now()
+		)`,
 	}
 }
 
 // SchemaVersion is the catalog schema version this build creates and migrates to.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // Bootstrap makes the catalog ready and returns its current map. It creates the schema and
 // tables when missing (and applies later schema versions), and when the catalog holds no

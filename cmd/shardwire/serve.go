@@ -45,6 +45,10 @@ not load is logged and the running configuration is kept. SIGINT or SIGTERM stop
 	return cmd
 }
 
+// crashAtEnv names a step of two-phase commit (proxy.Step*) at which the node kills itself
+// with SIGKILL: a test hook for crash recovery, never set in production.
+const crashAtEnv = "SHARDWIRE_TEST_CRASH_AT"
+
 func serve(parent context.Context, path string, log *zap.Logger) error {
 	cfg, err := config.Load(path)
 	if err != nil {
@@ -56,6 +60,15 @@ func serve(parent context.Context, path string, log *zap.Logger) error {
 	n, err := node.New(cfg, node.Options{Log: log, Registry: reg, Version: buildinfo.Version(version)})
 	if err != nil {
 		return err
+	}
+	if step := os.Getenv(crashAtEnv); step != "" {
+		// Tests of two-phase commit recovery: the node dies as if SIGKILLed at that step.
+		log.Warn("test hook: this node kills itself at a step of its first two-phase commit", zap.String("step", step))
+		n.Proxy().SetTwoPhaseHook(func(at string) {
+			if at == step {
+				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			}
+		})
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
