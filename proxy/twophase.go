@@ -116,11 +116,17 @@ func (s *Server) startTwoPhase(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("two-phase commit log: %w", err)
 	}
+	since, err := lg.Now(octx)
+	if err != nil {
+		lg.Close()
+		return fmt.Errorf("two-phase commit log: %w", err)
+	}
 	rec, err := twopc.NewRecovery(lg, backendConnector{s: s}, twopc.RecoveryConfig{
 		Interval:   cfg.TwoPhase.RecoveryInterval.D(),
 		AbortAfter: cfg.TwoPhase.AbortAfter.D(),
 		Retention:  cfg.TwoPhase.Retention.D(),
 		Node:       cfg.NodeName,
+		Since:      since,
 		Groups: func() []string {
 			m := s.topo.store.Current()
 			names := make([]string, len(m.Groups))

@@ -212,6 +212,15 @@ func (l *Log) List(ctx context.Context) ([]Record, error) {
 	return records, err
 }
 
+// Now returns the catalog's clock, the one records are aged by.
+func (l *Log) Now(ctx context.Context) (time.Time, error) {
+	var now time.Time
+	if err := l.pool.QueryRow(ctx, "SELECT now()").Scan(&now); err != nil {
+		return time.Time{}, fmt.Errorf("two-phase decision log: read the catalog's clock: %w", err)
+	}
+	return now, nil
+}
+
 // list returns every record, oldest first, and the catalog's clock read just before (to
 // age records without trusting this machine's clock; a record changed after that reading
 // looks younger than it is, never older).

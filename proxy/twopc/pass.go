@@ -96,7 +96,8 @@ func (p *pass) resolveRecord(ctx context.Context, rec Record, now time.Time) {
 	decidedNow := false
 	if state == StatePrepare {
 		age := now.Sub(rec.Created)
-		if age < r.cfg.AbortAfter {
+		earlierSelf := rec.Node == r.cfg.Node && !r.cfg.Since.IsZero() && rec.Created.Before(r.cfg.Since)
+		if age < r.cfg.AbortAfter && !earlierSelf {
 			return // its coordinator is presumably still at work
 		}
 		dctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)

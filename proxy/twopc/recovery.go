@@ -39,6 +39,11 @@ type RecoveryConfig struct {
 	Groups func() []string
 	// Node is this proxy node's name, for the logs.
 	Node string
+	// Since, when set, is when this node's process began coordinating, by the catalog's
+	// clock (Log.Now before serving): a record of Node created before it belongs to an
+	// earlier process of this node, which is dead, so it is aborted at once instead of after
+	// AbortAfter. Node names must then be unique among live processes.
+	Since time.Time
 }
 
 // Defaults of RecoveryConfig.
