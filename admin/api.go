@@ -20,6 +20,8 @@ const (
 	PathCache    = "/api/v1/cache"
 	// PathCacheFlush (POST, a CacheFlushRequest body) makes cached replies unreachable.
 	PathCacheFlush = "/api/v1/cache/flush"
+	// PathTransactions lists two-phase transactions: the decision log and in-doubt branches.
+	PathTransactions = "/api/v1/transactions"
 )
 
 // maxRequestBody caps the body of an admin API request.
@@ -41,6 +43,47 @@ type API interface {
 	// FlushCache makes cached replies unreachable, everywhere in the cluster: all of them, a
 	// table's, a customer's, or one customer's of one table.
 	FlushCache(ctx context.Context, req CacheFlushRequest) (CacheFlushResult, error)
+	// Transactions lists the two-phase transactions of the cluster: the catalog's decision
+	// records and the prepared transactions waiting on the groups.
+	Transactions(ctx context.Context) (TransactionsStatus, error)
+}
+
+// TransactionsStatus is the body of GET /api/v1/transactions.
+type TransactionsStatus struct {
+	// Node is the name of the node that answered.
+	Node string `json:"node"`
+	// Enabled is false when no database of the node uses two_phase_commit; the rest is empty.
+	Enabled bool `json:"enabled"`
+	// Records are the decision log's transactions not yet forgotten, oldest first.
+	Records []TransactionRecord `json:"records"`
+	// InDoubt are the shardwire prepared transactions on the groups' writers now.
+	InDoubt []InDoubtBranch `json:"in_doubt"`
+	// Errors say what could not be read (a group that could not be scanned); the lists
+	// above then lack that part.
+	Errors []string `json:"errors,omitempty"`
+}
+
+// TransactionRecord is one transaction of the two-phase decision log.
+type TransactionRecord struct {
+	GID      string    `json:"gid"`
+	Node     string    `json:"node"` // its coordinator
+	Database string    `json:"database"`
+	User     string    `json:"user"`
+	Groups   []string  `json:"groups"`
+	State    string    `json:"state"` // prepare, commit or abort
+	Created  time.Time `json:"created"`
+	Updated  time.Time `json:"updated"`
+}
+
+// InDoubtBranch is one prepared transaction on a group's writer.
+type InDoubtBranch struct {
+	Group    string    `json:"group"`
+	GID      string    `json:"gid"`
+	Database string    `json:"database"`
+	Owner    string    `json:"owner"`
+	Prepared time.Time `json:"prepared"`
+	// State is its record's state, "" when the decision log has none (presumed abort).
+	State string `json:"state"`
 }
 
 // CacheStatus is the body of GET /api/v1/cache.
@@ -249,6 +292,10 @@ func (s *Server) routeAPI(mux *http.ServeMux, api API) {
 	})
 	mux.HandleFunc("GET "+PathCache, func(w http.ResponseWriter, r *http.Request) {
 		v, err := api.Cache(r.Context())
+		s.reply(w, r, v, err)
+	})
+	mux.HandleFunc("GET "+PathTransactions, func(w http.ResponseWriter, r *http.Request) {
+		v, err := api.Transactions(r.Context())
 		s.reply(w, r, v, err)
 	})
 	mux.HandleFunc("POST "+PathCacheFlush, func(w http.ResponseWriter, r *http.Request) {

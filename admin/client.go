@@ -103,6 +103,13 @@ func (c *Client) Cache(ctx context.Context) (CacheStatus, error) {
 	return v, err
 }
 
+// Transactions lists the two-phase transactions (GET /api/v1/transactions).
+func (c *Client) Transactions(ctx context.Context) (TransactionsStatus, error) {
+	var v TransactionsStatus
+	err := c.do(ctx, http.MethodGet, PathTransactions, nil, &v)
+	return v, err
+}
+
 // FlushCache makes cached replies unreachable cluster-wide (POST /api/v1/cache/flush).
 func (c *Client) FlushCache(ctx context.Context, req CacheFlushRequest) (CacheFlushResult, error) {
 	var v CacheFlushResult

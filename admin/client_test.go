@@ -33,6 +33,11 @@ func (f *fakeAPI) Cache(context.Context) (CacheStatus, error) {
 	return CacheStatus{Node: "n1", Enabled: true, Entries: 7}, f.err
 }
 
+func (f *fakeAPI) Transactions(context.Context) (TransactionsStatus, error) {
+	f.requests++
+	return TransactionsStatus{Node: "n1", Enabled: true, InDoubt: []InDoubtBranch{{Group: "g1", GID: "shardwire:n1:x", State: "commit"}}}, f.err
+}
+
 func (f *fakeAPI) FlushCache(_ context.Context, req CacheFlushRequest) (CacheFlushResult, error) {
 	f.requests++
 	f.flushed = append(f.flushed, req)
@@ -169,6 +174,9 @@ func TestClientRoundTrip(t *testing.T) {
 	cs, err := c.Cache(ctx)
 	if err != nil || cs.Node != "n1" || !cs.Enabled || cs.Entries != 7 {
 		t.Errorf("Cache = %+v, %v", cs, err)
+	}
+	if ts, err := c.Transactions(ctx); err != nil || !ts.Enabled || len(ts.InDoubt) != 1 || ts.InDoubt[0].State != "commit" {
+		t.Errorf("Transactions = %+v, %v", ts, err)
 	}
 	customer := int64(42)
 	flush := CacheFlushRequest{Table: "invoices", Customer: &customer}

@@ -27,6 +27,14 @@ type fakeNode struct {
 	removed   []string
 	cache     admin.CacheStatus
 	flushes   []admin.CacheFlushRequest
+	// transactions is what Transactions returns.
+	transactions admin.TransactionsStatus
+}
+
+func (f *fakeNode) Transactions(context.Context) (admin.TransactionsStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.transactions, nil
 }
 
 func (f *fakeNode) Cache(context.Context) (admin.CacheStatus, error) {
@@ -378,5 +386,24 @@ func TestAdminAddressSource(t *testing.T) {
 	root := newRootCmd()
 	if got := root.PersistentFlags().Lookup("admin").DefValue; got != defaultAdmin {
 		t.Errorf("--admin default without %s = %q, want %q", envAdmin, got, defaultAdmin)
+	}
+}
+
+func TestTransactionsCommand(t *testing.T) {
+	node := &fakeNode{view: cannedView(), transactions: admin.TransactionsStatus{Node: "p0", Enabled: true,
+		Records: []admin.TransactionRecord{{GID: "shardwire:p1:a", State: "commit", Node: "p1", Database: "app", Groups: []string{"g0", "g2"}}},
+		InDoubt: []admin.InDoubtBranch{{Group: "g2", GID: "shardwire:p1:a", State: "commit", Database: "app", Owner: "app"},
+			{Group: "g1", GID: "shardwire:p9:b", Database: "app", Owner: "app"}},
+		Errors: []string{"group g3: connection refused"}}}
+	addr := startFake(t, node)
+	code, out, errOut := runCLI(t, "--admin", addr, "transactions")
+	for _, want := range []string{"node p0: 1 decision record(s), 2 prepared transaction(s) on the groups",
+		"shardwire:p1:a  commit", "g0,g2", "g1     shardwire:p9:b  none (presumed abort)", "warning: group g3: connection refused"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("transactions output lacks %q:\n%s", want, out)
+		}
+	}
+	if code != 0 || errOut != "" {
+		t.Fatalf("transactions: exit %d, stderr %q", code, errOut)
 	}
 }

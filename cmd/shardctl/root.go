@@ -62,6 +62,7 @@ func newRootCmd() *cobra.Command {
 		newMapCmd(o),
 		newGroupCmd(o),
 		newCacheCmd(o),
+		newTransactionsCmd(o),
 		newMoveCmd(o),
 		newMovesCmd(o),
 		newCleanupCmd(o),
