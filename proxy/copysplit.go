@@ -106,7 +106,8 @@ func (s *session) runCopy(pp *proxyPortal, simple bool) error {
 			withHint("send the data in UTF8 or another ASCII-compatible encoding"), simple)
 		return nil
 	}
-	splitter, err := copydata.NewSplitter(copyOptions(spec))
+	opts := copyOptions(spec)
+	splitter, err := copydata.NewSplitter(opts)
 	if err != nil {
 		s.routeFailed(newClientError(codeInvalidParameterValue, err.Error()), simple)
 		return nil
@@ -138,6 +139,14 @@ func (s *session) runCopy(pp *proxyPortal, simple bool) error {
 		s.noteWriteTouchesLocked(&pp.plan, m)
 		s.mu.Unlock()
 		cs.targets[gi] = copyTarget{group: m.Groups[gi].Name, sc: sc, fresh: true}
+	}
+	if major := serverMajor(cs.targets[0].sc.Params()["server_version"]); major > 0 {
+		// How `\.` reads depends on the servers' version: split as they will read.
+		opts.ServerMajor = major
+		if cs.splitter, err = copydata.NewSplitter(opts); err != nil {
+			s.abandonSplit(implicit, simple, newClientError(codeInvalidParameterValue, err.Error()))
+			return nil
+		}
 	}
 	var response []byte
 	for gi := range m.Groups {
@@ -347,6 +356,16 @@ func (s *session) finishCopy(cs *copySplit) {
 	if cs.simple {
 		s.reply(nil)
 	}
+}
+
+// serverMajor reads the major version from a server_version parameter ("15.18 (Debian ...)").
+func serverMajor(version string) int {
+	end := 0
+	for end < len(version) && version[end] >= '0' && version[end] <= '9' {
+		end++
+	}
+	major, _ := strconv.Atoi(version[:end])
+	return major
 }
 
 // copyDoneFrame is a CopyDone message.

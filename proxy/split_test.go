@@ -147,6 +147,20 @@ func TestSplitStatements(t *testing.T) {
 			}
 		}
 	})
+	t.Run("COPY without a column list skips generated columns", func(t *testing.T) {
+		cc := connect(t, p.dsn(""))
+		execAll(t, cc, "CREATE TABLE generated_first (g int GENERATED ALWAYS AS (7) STORED, customer_id bigint NOT NULL, v text)")
+		var data bytes.Buffer
+		for i := range 2000 {
+			fmt.Fprintf(&data, "%d\tv%d\n", i+1, i)
+		}
+		if n, err := copyIn(t, p, "COPY generated_first FROM STDIN", data.Bytes()); err != nil || n != 2000 {
+			t.Fatalf("COPY: %d rows, %v", n, err)
+		}
+		if wrong, total := misplaced(t, p, "generated_first"); wrong != 0 || total != 2000 {
+			t.Fatalf("%d of %d rows on a group not owning them", wrong, total)
+		}
+	})
 	t.Run("COPY TO STDOUT reads every group once", func(t *testing.T) {
 		var out bytes.Buffer
 		tag, err := connect(t, p.dsn("")).PgConn().CopyTo(ctx, &out, "COPY invoices (customer_id, id) TO STDOUT WITH (FORMAT csv, HEADER)")

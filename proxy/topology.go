@@ -105,6 +105,7 @@ func (t *topology) mapFor(db string, load func(context.Context) (schemaInfo, err
 	m := *cur
 	m.Tables = shardmap.ResolveTables(cur.Rules, info.columns)
 	m.KeyIndex = shardmap.KeyIndexes(m.Tables, info.columns)
+	m.CopyKeyIndex = shardmap.KeyIndexes(m.Tables, info.copyColumns)
 	m.ReadOnlyFunctions = info.readOnlyFunctions
 	m.ImmutableFunctions = info.immutableFunctions
 	if err != nil {
@@ -123,7 +124,7 @@ func (t *topology) schemaChanged(db string) {
 
 // schemaQuery lists the user tables' columns (partitions included: they are sharded like
 // their parent because they carry its columns).
-const schemaQuery = `SELECT c.relname, a.attname FROM pg_catalog.pg_attribute a
+const schemaQuery = `SELECT c.relname, a.attname, a.attgenerated <> '' FROM pg_catalog.pg_attribute a
 JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND a.attnum > 0 AND NOT a.attisdropped
@@ -147,6 +148,7 @@ GROUP BY 1 HAVING bool_and(p.provolatile = 'i')`
 // schemaInfo is what routing needs of a database's schema.
 type schemaInfo struct {
 	columns            map[string][]string // table → its columns in order, lower case
+	copyColumns        map[string][]string // the same without generated columns (what COPY reads)
 	readOnlyFunctions  map[string]bool
 	immutableFunctions map[string]bool
 }
@@ -157,13 +159,16 @@ func readSchema(sc *pool.Conn, budget time.Duration) (schemaInfo, error) {
 	if err != nil {
 		return schemaInfo{}, err
 	}
-	info := schemaInfo{columns: make(map[string][]string), readOnlyFunctions: make(map[string]bool)}
+	info := schemaInfo{columns: make(map[string][]string), copyColumns: make(map[string][]string), readOnlyFunctions: make(map[string]bool)}
 	for _, r := range rows {
-		if len(r) != 2 {
+		if len(r) != 3 {
 			continue
 		}
-		table := strings.ToLower(r[0])
-		info.columns[table] = append(info.columns[table], strings.ToLower(r[1]))
+		table, column := strings.ToLower(r[0]), strings.ToLower(r[1])
+		info.columns[table] = append(info.columns[table], column)
+		if r[2] != "t" {
+			info.copyColumns[table] = append(info.copyColumns[table], column)
+		}
 	}
 	funcs, err := queryText(sc, readOnlyFunctionsQuery, budget)
 	if err != nil {

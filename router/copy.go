@@ -129,7 +129,7 @@ func (b *builder) copyTable(c *pg.CopyStmt, kind Kind, table, keyCol string) stm
 				break
 			}
 		}
-	} else if i, ok := b.keyIndex(table); ok {
+	} else if i, ok := b.copyKeyIndex(table); ok {
 		spec.KeyIndex = i
 	}
 	if c.IsFrom && spec.KeyIndex < 0 {

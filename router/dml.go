@@ -283,3 +283,15 @@ func (b *builder) keyIndex(table string) (int, bool) {
 	i, ok := b.m.KeyIndex[table]
 	return i, ok
 }
+
+// copyKeyIndex is keyIndex for a COPY without a column list, which skips generated columns.
+func (b *builder) copyKeyIndex(table string) (int, bool) {
+	if b.m == nil {
+		return 0, false
+	}
+	if b.m.CopyKeyIndex == nil {
+		return b.keyIndex(table) // a map whose loader does not tell generated columns apart
+	}
+	i, ok := b.m.CopyKeyIndex[table]
+	return i, ok
+}

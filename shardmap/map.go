@@ -214,6 +214,9 @@ type Map struct {
 	// position of the key column among the table's columns (dropped columns skipped): what an
 	// INSERT without a column list needs. Filled in with Tables (KeyIndexes), never stored.
 	KeyIndex map[string]int `json:"key_index,omitempty"`
+	// CopyKeyIndex is the same position among the columns a COPY without a column list
+	// reads: stored generated columns are not among them. Filled in with Tables, never stored.
+	CopyKeyIndex map[string]int `json:"copy_key_index,omitempty"`
 	// ReadOnlyFunctions are the database's own functions (lower-case names) whose every
 	// overload is STABLE or IMMUTABLE: Postgres forbids them to write, so a SELECT calling them
 	// may run on a replica. Filled in with Tables, never stored.
