@@ -59,8 +59,12 @@ func baseConfig(pg *pgtest.Cluster, i int, all []nodeAddrs, secret string) confi
 		}
 		cfg.Groups = append(cfg.Groups, grp)
 	}
-	// The shard map catalog lives in its own schema on the first group's writer.
+	// The shard map catalog lives in its own schema on the first group's writer, with the
+	// decision log of transactions spanning groups: the database commits those with
+	// two-phase commit (every server has max_prepared_transactions), so that bulk loads such
+	// as pgbench -i run through the proxy.
 	cfg.Catalog.DSN = pg.Groups[0].Writer.AppDSN()
+	cfg.Databases = []config.Database{{Name: Database, TwoPhaseCommit: true}}
 	cfg.Cluster.Bind = all[i].gossip
 	cfg.Cluster.Profile = gossipProfile
 	cfg.Cluster.DeadTimeout = config.Duration(gossipDeadTimeout)

@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/shardwire/shardwire/config"
 	"github.com/shardwire/shardwire/proxy/copydata"
 	"github.com/shardwire/shardwire/proxy/pool"
 	"github.com/shardwire/shardwire/proxy/wire"
@@ -114,8 +115,12 @@ func (s *session) runCopy(pp *proxyPortal, simple bool) error {
 	}
 	implicit, ok := s.openSplitTx()
 	if !ok {
-		s.routeFailed(newClientError(codeFeatureNotSupp, "COPY into sharded table "+spec.Table+" inside a transaction needs two_phase_commit on the database").
-			withHint("run the COPY outside BEGIN ... COMMIT, or set two_phase_commit for the database"), simple)
+		msg, hint := "COPY into sharded table "+spec.Table+" inside a transaction needs two_phase_commit on the database",
+			"run the COPY outside BEGIN ... COMMIT, or set two_phase_commit for the database"
+		if s.mode == config.PoolModeSession {
+			msg, hint = "COPY into sharded table "+spec.Table+" is not supported in session pool mode", "use transaction pool mode for bulk loads into sharded tables"
+		}
+		s.routeFailed(newClientError(codeFeatureNotSupp, msg).withHint(hint), simple)
 		return nil
 	}
 	if implicit {
@@ -139,6 +144,21 @@ func (s *session) runCopy(pp *proxyPortal, simple bool) error {
 		s.noteWriteTouchesLocked(&pp.plan, m)
 		s.mu.Unlock()
 		cs.targets[gi] = copyTarget{group: m.Groups[gi].Name, sc: sc, fresh: true}
+	}
+	if spec.Encoding == "" {
+		// The data comes in the session's client_encoding: a multi-byte one whose bytes can
+		// look like a delimiter or a quote cannot be split row by row.
+		rows, err := queryText(cs.targets[0].sc, "SHOW client_encoding", splitBudget)
+		if err != nil || len(rows) != 1 || len(rows[0]) != 1 {
+			cs.targets[0].sc.MarkBroken()
+			s.abandonSplit(implicit, simple, lostServerError().withCause(err))
+			return nil
+		}
+		if enc := rows[0][0]; !copydata.SupportsClientEncoding(enc) {
+			s.abandonSplit(implicit, simple, newClientError(codeFeatureNotSupp, "COPY into sharded table "+spec.Table+" with client_encoding "+enc+" is not supported").
+				withHint("send the data in UTF8 (SET client_encoding = 'UTF8') or another ASCII-compatible encoding"))
+			return nil
+		}
 	}
 	if major := serverMajor(cs.targets[0].sc.Params()["server_version"]); major > 0 {
 		// How `\.` reads depends on the servers' version: split as they will read.

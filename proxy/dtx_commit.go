@@ -101,6 +101,7 @@ func (s *session) finishMultiGroupTx(commit bool) (string, *clientError) {
 		tag = "COMMIT"
 		lsns, ce = s.commitBranches(branches, names)
 	}
+	partial := ce != nil && len(lsns) > 0 // committed on some groups only (commitEach)
 
 	s.mu.Lock()
 	now := time.Now()
@@ -125,7 +126,9 @@ func (s *session) finishMultiGroupTx(commit bool) (string, *clientError) {
 	for _, b := range branches {
 		b.entry.release(b.sc)
 	}
-	if tag == "COMMIT" && ce == nil && s.srv.cache != nil && len(touches) > 0 {
+	if tag == "COMMIT" && (ce == nil || ce.code == codeTxResolutionUnknown || partial) && s.srv.cache != nil && len(touches) > 0 {
+		// Committed — or perhaps, or on some groups: the generations move on either way
+		// (an extra bump costs a miss, a missing one a stale read).
 		s.bumpEach(touches, func(g string) uint64 { return lsns[g] })
 	}
 	return tag, ce
@@ -199,7 +202,7 @@ func (s *session) commitBranches(branches []branch, names []string) (map[string]
 // two_phase_commit: every group ran its part successfully, so a COMMIT fails only on a
 // deferred constraint or a lost connection. Until the first COMMIT the transaction rolls
 // back as a whole; a failure after it leaves the groups committed so far committed, and the
-// error names them.
+// error names them (the positions returned are then those of the committed groups).
 func (s *session) commitEach(branches []branch, names []string) (map[string]uint64, *clientError) {
 	lsns := make(map[string]uint64, len(branches))
 	var committed []string
@@ -225,7 +228,7 @@ func (s *session) commitEach(branches []branch, names []string) (map[string]uint
 		}
 		s.logger().Error("a statement split over shard groups committed on some groups only",
 			zap.Strings("committed", committed), zap.String("failed", names[i]), zap.String("error", msg))
-		return nil, newClientError(code, fmt.Sprintf("%s (on group %s); the statement committed on groups %s only",
+		return lsns, newClientError(code, fmt.Sprintf("%s (on group %s); the statement committed on groups %s only",
 			msg, names[i], strings.Join(committed, ", "))).
 			withHint("set two_phase_commit on the database for atomic commits across shard groups").withCause(r.err)
 	}

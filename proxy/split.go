@@ -43,9 +43,12 @@ func splitsGroups(plan *router.Plan, m *shardmap.Map) bool {
 func (s *session) openSplitTx() (implicit, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.mode == config.PoolModeSession {
+		return false, false // the session keeps one backend: it cannot span groups
+	}
 	inTx := s.virtualTx != 0 || (s.server != nil && s.txStatus != 'I')
 	if inTx {
-		return false, s.twoPhaseEnabled() && s.mode != config.PoolModeSession
+		return false, s.twoPhaseEnabled()
 	}
 	if s.server != nil && s.queue.len() > 0 {
 		return false, false // a pipeline still running on a backend
