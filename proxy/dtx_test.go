@@ -49,15 +49,7 @@ func preparedXacts(t *testing.T, p *testProxy) int {
 
 func TestMultiGroupTransactions(t *testing.T) {
 	cl := pgtest.New(t, pgtest.Options{Groups: 4})
-	p := startProxyFor(t, cl, func(c *config.Config) {
-		c.Groups = nil
-		for i, g := range cl.Groups {
-			c.Groups = append(c.Groups, config.Group{Name: g.Name, Region: testRegions[i%len(testRegions)], Writer: g.Writer.Addr()})
-		}
-		c.Region = testRegions[0]
-		c.Catalog.DSN = cl.Groups[0].Writer.AppDSN()
-		c.Databases = []config.Database{{Name: pgtest.Database, TwoPhaseCommit: true}}
-		c.TwoPhase.RecoveryInterval = config.Duration(200 * time.Millisecond)
+	p := startCatalogProxy(t, cl, []config.Database{{Name: pgtest.Database, TwoPhaseCommit: true}}, func(c *config.Config) {
 		c.TwoPhase.AbortAfter = config.Duration(2 * time.Second)
 		c.TwoPhase.LockTimeout = config.Duration(300 * time.Millisecond)
 	})

@@ -112,14 +112,7 @@ func TestPgbenchInitSharded(t *testing.T) {
 		super := connect(t, g.Writer.SuperDSN("postgres"))
 		execAll(t, super, "CREATE DATABASE bench OWNER "+pgtest.User)
 	}
-	p := startProxyFor(t, cl, func(c *config.Config) {
-		c.Groups = nil
-		for i, g := range cl.Groups {
-			c.Groups = append(c.Groups, config.Group{Name: g.Name, Region: testRegions[i%len(testRegions)], Writer: g.Writer.Addr()})
-		}
-		c.Region = testRegions[0]
-		c.Catalog.DSN = cl.Groups[0].Writer.AppDSN()
-		c.Databases = []config.Database{{Name: "bench", TwoPhaseCommit: true}, {Name: pgtest.Database}}
+	p := startCatalogProxy(t, cl, []config.Database{{Name: "bench", TwoPhaseCommit: true}, {Name: pgtest.Database}}, func(c *config.Config) {
 		c.Sharding.Tables = []config.ShardedTable{{Name: "pgbench_accounts", Column: "aid"}, {Name: "pgbench_branches", Column: "bid"},
 			{Name: "pgbench_tellers", Column: "tid"}, {Name: "pgbench_history", Column: "aid"}}
 	})

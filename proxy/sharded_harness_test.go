@@ -107,3 +107,23 @@ func (p *testProxy) waitProxySeesReplicas(t testing.TB, g *pgtest.Group, since t
 		return len(g.Replicas) == 0 || (len(targets) > 0 && targets[0] != hc.Writer(g.Name))
 	})
 }
+
+// startCatalogProxy is a proxy over every group of cl (their writers) with the shard map
+// catalog, and with it the two-phase decision log, on g0's writer; databases are the
+// client-facing databases, recovery passes run every 200ms; tweak adjusts the rest.
+func startCatalogProxy(t testing.TB, cl *pgtest.Cluster, databases []config.Database, tweak func(*config.Config)) *testProxy {
+	t.Helper()
+	return startProxyFor(t, cl, func(c *config.Config) {
+		c.Groups = nil
+		for i, g := range cl.Groups {
+			c.Groups = append(c.Groups, config.Group{Name: g.Name, Region: testRegions[i%len(testRegions)], Writer: g.Writer.Addr()})
+		}
+		c.Region = testRegions[0]
+		c.Catalog.DSN = cl.Groups[0].Writer.AppDSN()
+		c.Databases = databases
+		c.TwoPhase.RecoveryInterval = config.Duration(200 * time.Millisecond)
+		if tweak != nil {
+			tweak(c)
+		}
+	})
+}

@@ -20,16 +20,7 @@ const invoicesSchema = `CREATE TABLE invoices (customer_id bigint NOT NULL, id b
 // startSplitProxy is a proxy over 4 groups with the catalog on g0; twoPhase sets
 // two_phase_commit on the database.
 func startSplitProxy(t *testing.T, cl *pgtest.Cluster, twoPhase bool) *testProxy {
-	return startProxyFor(t, cl, func(c *config.Config) {
-		c.Groups = nil
-		for i, g := range cl.Groups {
-			c.Groups = append(c.Groups, config.Group{Name: g.Name, Region: testRegions[i%len(testRegions)], Writer: g.Writer.Addr()})
-		}
-		c.Region = testRegions[0]
-		c.Catalog.DSN = cl.Groups[0].Writer.AppDSN()
-		c.Databases = []config.Database{{Name: pgtest.Database, TwoPhaseCommit: twoPhase}}
-		c.TwoPhase.RecoveryInterval = config.Duration(200 * time.Millisecond)
-	})
+	return startCatalogProxy(t, cl, []config.Database{{Name: pgtest.Database, TwoPhaseCommit: twoPhase}}, nil)
 }
 
 // misplaced counts rows of table on writers of groups that do not own their customer, and
