@@ -97,9 +97,15 @@ type TwoPhase struct {
 	// with SQLSTATE 55P03 after this long instead of never. Default 5s; 0 leaves lock_timeout
 	// as the session has it.
 	LockTimeout Duration `yaml:"lock_timeout"`
+	// LogConnections caps the node's connections to the catalog for the decision log: every
+	// two-phase commit records its transaction and its decision through them. Default 16.
+	LogConnections int `yaml:"log_connections"`
 }
 
 func (t *TwoPhase) validate() error {
+	if t.LogConnections <= 0 {
+		return fmt.Errorf("log_connections must be positive, got %d", t.LogConnections)
+	}
 	if t.LockTimeout < 0 {
 		return fmt.Errorf("lock_timeout must not be negative, got %v", t.LockTimeout.D())
 	}
@@ -410,7 +416,7 @@ func Default() Config {
 		Sharding: Sharding{KeyColumn: "customer_id"},
 		Moves:    Moves{BufferTimeout: Duration(10 * time.Second), BufferLimit: 10000, Grace: Duration(time.Second)},
 		TwoPhase: TwoPhase{RecoveryInterval: Duration(time.Second), AbortAfter: Duration(10 * time.Second), Retention: Duration(time.Minute),
-			LockTimeout: Duration(5 * time.Second)},
+			LockTimeout: Duration(5 * time.Second), LogConnections: 16},
 		Health: Health{
 			Interval:      Duration(250 * time.Millisecond),
 			MaxReplicaLag: Duration(time.Second),

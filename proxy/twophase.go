@@ -112,7 +112,7 @@ func (s *Server) startTwoPhase(ctx context.Context, cfg *config.Config) error {
 	}
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	lg, err := twopc.OpenLog(octx, cfg.Catalog.DSN, cfg.Catalog.Schema, s.log.Named("twopc"))
+	lg, err := twopc.OpenLog(octx, cfg.Catalog.DSN, cfg.Catalog.Schema, cfg.TwoPhase.LogConnections, s.log.Named("twopc"))
 	if err != nil {
 		return fmt.Errorf("two-phase commit log: %w", err)
 	}

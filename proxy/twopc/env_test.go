@@ -61,7 +61,7 @@ func newEnv(t *testing.T, n int) *env {
 	if _, err := cat.Bootstrap(ctx, m, "test"); err != nil {
 		t.Fatalf("Bootstrap: %v", err)
 	}
-	e.log, err = OpenLog(ctx, catDSN, testSchema, zaptest.NewLogger(t))
+	e.log, err = OpenLog(ctx, catDSN, testSchema, 2, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatalf("OpenLog: %v", err)
 	}

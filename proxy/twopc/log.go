@@ -70,11 +70,12 @@ type Log struct {
 	log    *zap.Logger
 }
 
-// OpenLog connects to the catalog database (dsn is a libpq connection string or URL; pool
-// settings such as pool_max_conns are honoured) and returns the decision log in schema
-// (DefaultSchema when empty). The table must exist: open the log after the catalog's
-// Bootstrap. log may be nil.
-func OpenLog(ctx context.Context, dsn, schema string, log *zap.Logger) (*Log, error) {
+// OpenLog connects to the catalog database (dsn is a libpq connection string or URL) with at
+// most maxConns connections (0: the pool's default, the larger of 4 and the CPUs) and
+// returns the decision log in schema (DefaultSchema when empty). Every two-phase commit of
+// the node writes twice through them. The table must exist: open the log after the
+// catalog's Bootstrap. log may be nil.
+func OpenLog(ctx context.Context, dsn, schema string, maxConns int, log *zap.Logger) (*Log, error) {
 	if schema == "" {
 		schema = DefaultSchema
 	}
@@ -84,6 +85,9 @@ func OpenLog(ctx context.Context, dsn, schema string, log *zap.Logger) (*Log, er
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("two-phase decision log: parse dsn: %w", err)
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = int32(maxConns)
 	}
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "shardwire-twopc"

@@ -19,7 +19,7 @@ func TestLog(t *testing.T) {
 	defer cancel()
 	l := e.log
 
-	if _, err := OpenLog(ctx, e.cl.Groups[0].Writer.AppDSN(), "no such schema", nil); err == nil {
+	if _, err := OpenLog(ctx, e.cl.Groups[0].Writer.AppDSN(), "no such schema", 0, nil); err == nil {
 		t.Error("OpenLog on a catalog without the table: no error")
 	}
 
