@@ -193,7 +193,8 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-// counterValue returns the sum of a metric's samples whose labels include want.
+// counterValue returns the sum of a metric's samples whose labels include want (for a
+// histogram, its observation counts).
 func counterValue(t *testing.T, p *testProxy, name string, want map[string]string) float64 {
 	t.Helper()
 	mfs, err := p.reg.Gather()
@@ -216,7 +217,7 @@ func counterValue(t *testing.T, p *testProxy, name string, want map[string]strin
 					continue next
 				}
 			}
-			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue() + float64(m.GetHistogram().GetSampleCount())
 		}
 	}
 	return sum

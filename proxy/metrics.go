@@ -11,7 +11,9 @@ type metrics struct {
 	clientsWaiting prometheus.Gauge
 	logins         *prometheus.CounterVec
 	errors         *prometheus.CounterVec
-	queryDuration  prometheus.Histogram
+	queryDuration  *prometheus.HistogramVec
+	// durWriter and durReplica observe the relayed requests (the hot path) without a label lookup.
+	durWriter, durReplica prometheus.Observer
 	txDuration     prometheus.Histogram
 	waitSeconds    prometheus.Histogram
 	clientBytesIn  prometheus.Counter
@@ -34,9 +36,12 @@ func newMetrics(reg prometheus.Registerer, pools func() []*poolEntry) *metrics {
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shardwire_errors_total", Help: "ErrorResponses sent to clients, by SQLSTATE and by who raised them (proxy or server)."},
 			[]string{"sqlstate", "source"}),
-		queryDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "shardwire_query_duration_seconds", Help: "Time from a client's request (Query or Sync) to its ReadyForQuery.",
-			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18)}),
+		queryDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "shardwire_query_duration_seconds",
+			Help: "Time from a client's request (Query or Sync) to its ReadyForQuery, by route: writer, replica (relayed to one backend), " +
+				"scatter, broadcast (DDL on every group), cache (a read the cache answered or filled), split (a statement split over groups), " +
+				"commit (the end of a transaction spanning groups).",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18)}, []string{"route"}),
 		txDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "shardwire_transaction_duration_seconds", Help: "Time a server connection stayed attached to a client in transaction mode.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 20)}),
@@ -62,6 +67,7 @@ func newMetrics(reg prometheus.Registerer, pools func() []*poolEntry) *metrics {
 			Name: "shardwire_lease_refusals_total", Help: "Statements refused (57P03) because the node's lease on its shard map had expired."}),
 	}
 	reg.MustRegister(m.routed, m.retries, m.scatterFanout, m.leaseRefusals)
+	m.durWriter, m.durReplica = m.queryDuration.WithLabelValues("writer"), m.queryDuration.WithLabelValues("replica")
 	reg.MustRegister(m.clientsActive, m.clientsWaiting, m.logins, m.errors, m.queryDuration, m.txDuration,
 		m.waitSeconds, m.clientBytesIn, m.clientBytesOut, m.cancels, &poolCollector{pools: pools})
 	return m

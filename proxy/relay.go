@@ -450,7 +450,11 @@ func (s *session) readyForQuery(sc *pool.Conn, f wire.Frame) bool {
 	s.publishBytesOutLocked()
 	s.wmu.Unlock()
 	if !req.start.IsZero() {
-		s.srv.metrics.queryDuration.Observe(time.Since(req.start).Seconds())
+		if s.srvWriter {
+			s.srv.metrics.durWriter.Observe(time.Since(req.start).Seconds())
+		} else {
+			s.srv.metrics.durReplica.Observe(time.Since(req.start).Seconds())
+		}
 	}
 	if s.queue.len() > 0 {
 		s.mu.Unlock()

@@ -80,10 +80,12 @@ func (s *session) runProxyQuery(pp *proxyPortal, simple bool) error {
 	multi := len(s.branches) > 0
 	s.mu.Unlock()
 	if multi && (pp.plan.Kind == router.KindCommit || pp.plan.Kind == router.KindRollback) {
+		defer s.observeRoute("commit", time.Now())
 		return s.endMultiGroupTx(pp.plan.Kind == router.KindCommit, simple, !simple && pp.describe)
 	}
 	if pp.plan.Split != nil || pp.plan.Target == router.TargetSplit {
 		s.answerDeferredLocally() // the proxy runs the statement itself: its Parse is answered here
+		defer s.observeRoute("split", time.Now())
 	}
 	switch {
 	case pp.plan.Split != nil && pp.plan.Target == router.TargetShards:
@@ -108,6 +110,14 @@ func (s *session) runProxyQuery(pp *proxyPortal, simple bool) error {
 			withHint("run it on its own, outside BEGIN ... COMMIT, or add the shard key"), simple)
 		return nil
 	}
+	start, route := time.Now(), "scatter"
+	switch {
+	case pp.cache != nil && !pp.describeOnly:
+		route = "cache"
+	case pp.plan.Target == router.TargetAllGroups:
+		route = "broadcast"
+	}
+	defer func() { s.srv.metrics.queryDuration.WithLabelValues(route).Observe(time.Since(start).Seconds()) }()
 	s.mu.Lock()
 	s.multiRunning = true // from here a CancelRequest is for this statement
 	s.mu.Unlock()
@@ -133,6 +143,11 @@ func (s *session) runProxyQuery(pp *proxyPortal, simple bool) error {
 		s.reply(nil)
 	}
 	return nil
+}
+
+// observeRoute records the duration of a request the proxy ran itself.
+func (s *session) observeRoute(route string, start time.Time) {
+	s.srv.metrics.queryDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
 }
 
 // groupConn is one group's backend during a scatter or broadcast.
@@ -256,7 +271,6 @@ func (s *session) scatter(pp *proxyPortal, simple bool) (ce *clientError) {
 			}
 		}
 	}()
-	start := time.Now()
 	for gi := range m.Groups {
 		owned := m.OwnedBy(gi)
 		if owned.Empty() {
@@ -352,7 +366,6 @@ func (s *session) scatter(pp *proxyPortal, simple bool) (ce *clientError) {
 	s.writeClient(cc)
 	_ = s.out.Flush()
 	s.wmu.Unlock()
-	s.srv.metrics.queryDuration.Observe(time.Since(start).Seconds())
 	return nil
 }
 

@@ -215,5 +215,11 @@ func TestSplitStatements(t *testing.T) {
 		if got := count(t); got != want {
 			t.Fatalf("%d invoices after split INSERTs, want %d", got, want)
 		}
+		if n := counterValue(t, p, "shardwire_query_duration_seconds", map[string]string{"route": "split"}); n < 4 {
+			t.Errorf("%v split statements timed under route=split, want at least 4", n)
+		}
+		if n := counterValue(t, p, "shardwire_query_duration_seconds", map[string]string{"route": "writer"}); n < 1 {
+			t.Errorf("no relayed request timed under route=writer")
+		}
 	})
 }
