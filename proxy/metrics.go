@@ -14,15 +14,15 @@ type metrics struct {
 	queryDuration  *prometheus.HistogramVec
 	// durWriter and durReplica observe the relayed requests (the hot path) without a label lookup.
 	durWriter, durReplica prometheus.Observer
-	txDuration     prometheus.Histogram
-	waitSeconds    prometheus.Histogram
-	clientBytesIn  prometheus.Counter
-	clientBytesOut prometheus.Counter
-	cancels        *prometheus.CounterVec
-	routed         *prometheus.CounterVec
-	retries        *prometheus.CounterVec
-	scatterFanout  prometheus.Histogram
-	leaseRefusals  prometheus.Counter
+	txDuration            prometheus.Histogram
+	waitSeconds           prometheus.Histogram
+	clientBytesIn         prometheus.Counter
+	clientBytesOut        prometheus.Counter
+	cancels               *prometheus.CounterVec
+	routed                *prometheus.CounterVec
+	retries               *prometheus.CounterVec
+	scatterFanout         prometheus.Histogram
+	leaseRefusals         prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, pools func() []*poolEntry) *metrics {

@@ -7,6 +7,9 @@
 #   pgbouncer          for benchmarks (its service is left stopped)
 #   redis-server       for the cache and rate-limit tests and `make dev` (its
 #                      service is left stopped; tests start their own)
+#   prometheus         promtool, which checks and unit-tests the alert rules in
+#                      deploy/prometheus (its service is left stopped)
+#   chromium           the headless browser the admin dashboard's test drives
 # Prints nothing and exits 0 when everything is present. As root with apt-get,
 # installs what is missing; otherwise prints the command to run and exits 1.
 set -euo pipefail
@@ -38,6 +41,14 @@ if ! command -v redis-server >/dev/null 2>&1 && [[ ! -x /usr/bin/redis-server ]]
 	missing+=(redis-server)
 fi
 
+if ! command -v promtool >/dev/null 2>&1; then
+	missing+=(prometheus)
+fi
+
+if ! command -v chromium >/dev/null 2>&1; then
+	missing+=(chromium)
+fi
+
 if [[ ${#missing[@]} -eq 0 ]]; then
 	exit 0
 fi
@@ -56,8 +67,9 @@ fi
 echo "deps.sh: installing ${missing[*]}" >&2
 
 # Keep package scripts from starting services (a Postgres cluster on 5432,
-# pgbouncer on 6432, redis on 6379): policy-rc.d answering 101 forbids invoke-rc.d and
-# deb-systemd-invoke to start anything. Leave an existing policy alone.
+# pgbouncer on 6432, redis on 6379, prometheus on 9090): policy-rc.d answering
+# 101 forbids invoke-rc.d and deb-systemd-invoke to start anything. Leave an
+# existing policy alone.
 policy=/usr/sbin/policy-rc.d
 own_policy=false
 if [[ ! -e $policy ]]; then
@@ -76,8 +88,9 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get -o DPkg::Lock::Timeout=300 update -qq
 apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 
-# Whatever the policy, make sure pgbouncer and redis do not run as services.
-for svc in pgbouncer redis-server; do
+# Whatever the policy, make sure pgbouncer, redis and prometheus do not run as
+# services.
+for svc in pgbouncer redis-server prometheus; do
 	if [[ " ${missing[*]} " != *" $svc "* ]]; then
 		continue
 	fi
