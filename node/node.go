@@ -263,14 +263,15 @@ func (n *Node) join(ctx context.Context) {
 	}
 	wait := 250 * time.Millisecond
 	for ctx.Err() == nil {
-		if len(n.cluster.Members()) > 1 {
-			return // someone joined us
-		}
+		// A push-pull with the seeds even when some node reached this one first: a node
+		// restarted under its name learns only from the others' full state that they hold
+		// it dead, and only then refutes it (a higher incarnation); gossip alone may not
+		// carry that news any more.
 		jctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err := n.cluster.Join(jctx)
 		cancel()
-		if err == nil {
-			return
+		if err == nil || len(n.cluster.Members()) > 1 {
+			return // joined, or someone joined us
 		}
 		select {
 		case <-ctx.Done():
