@@ -72,6 +72,7 @@ func New(cfg Config, log *zap.Logger, gatherer prometheus.Gatherer, ready func(c
 	}))
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
+	routeDashboard(mux, log)
 	if cfg.API != nil {
 		s.routeAPI(mux, cfg.API)
 	}
