@@ -54,6 +54,9 @@ type Config struct {
 	Pool Pool `yaml:"pool"`
 	// Users are the client users the proxy accepts.
 	Users []User `yaml:"users"`
+	// AdminUsers may connect to the virtual database "shardwire" (the SQL admin console), like
+	// PgBouncer's admin_users. Each must be one of Users, whose password it logs in with.
+	AdminUsers []string `yaml:"admin_users"`
 	// Databases are the client-facing database names. Empty: any database the client names is
 	// passed to the backend under the same name.
 	Databases []Database `yaml:"databases"`
@@ -499,6 +502,11 @@ func (c *Config) Validate() error {
 		}
 		if err := u.PoolMode.validate(true); err != nil {
 			return fmt.Errorf("users[%d] (%s): pool_mode: %w", i, u.Name, err)
+		}
+	}
+	for i, name := range c.AdminUsers {
+		if !seen[name] {
+			return fmt.Errorf("admin_users[%d]: %q is not one of users (an admin user logs in with a configured user's password)", i, name)
 		}
 	}
 	seen = map[string]bool{}

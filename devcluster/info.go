@@ -6,11 +6,22 @@ import (
 	"os"
 )
 
+// The admin console login of the local cluster: an admin_users member for the virtual
+// database "shardwire" (psql -h ... -U admin shardwire). A fixed development password, like
+// the application user's.
+const (
+	AdminUser     = "admin"
+	AdminPassword = "admin"
+)
+
 // Info is the cluster.json contract other tools read. Keep existing fields stable.
 type Info struct {
 	User     string `json:"user"`
 	Password string `json:"password"`
 	Database string `json:"database"`
+	// AdminUser and AdminPassword log in to the SQL admin console (database "shardwire").
+	AdminUser     string `json:"admin_user"`
+	AdminPassword string `json:"admin_password"`
 	// Catalog is the shard map catalog's DSN (schema "shardwire").
 	Catalog string      `json:"catalog"`
 	Proxies []ProxyInfo `json:"proxies"`
@@ -42,7 +53,7 @@ type GroupInfo struct {
 
 // Info describes the running cluster.
 func (c *Cluster) Info() Info {
-	info := Info{User: User, Password: Password, Database: Database,
+	info := Info{User: User, Password: Password, Database: Database, AdminUser: AdminUser, AdminPassword: AdminPassword,
 		Catalog: c.PG.Groups[0].Writer.AppDSN(), Proxies: []ProxyInfo{}, Groups: []GroupInfo{}}
 	for _, n := range c.Nodes {
 		info.Proxies = append(info.Proxies, ProxyInfo{Name: n.Name, Addr: n.Addr, Admin: n.Admin, Gossip: n.Gossip, PID: n.PID()})

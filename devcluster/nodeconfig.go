@@ -51,7 +51,8 @@ func baseConfig(pg *pgtest.Cluster, i int, all []nodeAddrs, secret string) confi
 	cfg.Region = regions[i%len(regions)]
 	cfg.Listen = all[i].listen
 	cfg.AdminListen = all[i].admin
-	cfg.Users = []config.User{{Name: User, Password: Password}}
+	cfg.Users = []config.User{{Name: User, Password: Password}, {Name: AdminUser, Password: AdminPassword}}
+	cfg.AdminUsers = []string{AdminUser}
 	for gi, g := range pg.Groups {
 		grp := config.Group{Name: g.Name, Region: regions[gi%len(regions)], Writer: g.Writer.Addr()}
 		for _, r := range g.Replicas {

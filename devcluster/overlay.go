@@ -26,6 +26,7 @@ func applyOverlay(base config.Config, overlay []byte) (config.Config, error) {
 			return config.Config{}, fmt.Errorf("overlay: %w", err)
 		}
 		merged = mergeMaps(merged, over)
+		keepDevAdmin(merged)
 	}
 	out, err := yaml.Marshal(merged)
 	if err != nil {
@@ -36,6 +37,22 @@ func applyOverlay(base config.Config, overlay []byte) (config.Config, error) {
 		return config.Config{}, fmt.Errorf("overlay: %w", err)
 	}
 	return cfg, nil
+}
+
+// keepDevAdmin keeps the console's admin login when an overlay replaced users but left
+// admin_users as generated: cluster.json promises that login.
+func keepDevAdmin(merged map[string]any) {
+	admins, _ := merged["admin_users"].([]any)
+	if len(admins) != 1 || admins[0] != AdminUser {
+		return
+	}
+	users, _ := merged["users"].([]any)
+	for _, u := range users {
+		if m, ok := u.(map[string]any); ok && m["name"] == AdminUser {
+			return
+		}
+	}
+	merged["users"] = append(users, map[string]any{"name": AdminUser, "password": AdminPassword})
 }
 
 // mergeMaps merges src into dst recursively and returns dst.

@@ -98,6 +98,7 @@ func New(cfg config.Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.proxy = srv
+	srv.SetConsole(n.ConsoleData()) // the SQL admin console shows the node's view of the cluster
 	if err := n.reg.Register(&shardStateCollector{store: srv.MapStore()}); err != nil {
 		srv.Close()
 		return nil, fmt.Errorf("node metrics: %w", err)

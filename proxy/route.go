@@ -365,6 +365,15 @@ func roleName(writer bool) string {
 
 // acquire checks a backend out of one endpoint's pool and gives it the session's settings.
 func (s *session) acquire(addr string) (*pool.Conn, *poolEntry, error) {
+	if s.srv.console.anyPaused.Load() {
+		// PAUSE: a new transaction waits for RESUME before it takes a server connection.
+		ctx, cancel := context.WithTimeout(s.ctx, s.srv.config().Pool.QueryWaitTimeout.D())
+		err := s.srv.waitUnpaused(ctx, s.db.Name)
+		cancel()
+		if err != nil {
+			return nil, nil, err
+		}
+	}
 	entry, err := s.srv.poolFor(addr, s.db, s.userCfg)
 	if err != nil {
 		return nil, nil, err

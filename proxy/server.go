@@ -63,6 +63,8 @@ type Server struct {
 	writeBuffers *wire.BufferPool
 
 	clients atomic.Int64
+	// console is the SQL admin console's state (consolestats.go).
+	console consoleState
 
 	mu       sync.Mutex
 	pools    map[poolKey]*poolEntry

@@ -57,6 +57,10 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 		return
 	}
 	defer s.clients.Add(-1)
+	if isConsoleLogin(startup.Parameters) { // the virtual admin database, never a backend's
+		s.serveConsole(ctx, nc, in, out, startup)
+		return
+	}
 	sess, err := s.login(ctx, nc, in, out, startup)
 	if err != nil {
 		s.log.Info("client login refused", zap.Stringer("client", nc.RemoteAddr()), zap.Error(err))
@@ -209,6 +213,9 @@ func (s *Server) login(ctx context.Context, nc net.Conn, in *wire.Reader, out *w
 	if !ok {
 		return nil, s.refuseLogin(out, "unknown_database", fatalError(codeInvalidCatalogName, fmt.Sprintf("database %q does not exist", dbName)).
 			withHint("the proxy serves only the databases in its configuration"))
+	}
+	if err := s.waitPausedLogin(ctx, nc, db.Name); err != nil {
+		return nil, s.refuseLogin(out, "paused", asClientError(err))
 	}
 	cur := s.topo.store.Current()
 	entry, err := s.poolFor(s.topo.health.Writer(cur.Groups[cur.DefaultGroup].Name), db, user)

@@ -61,6 +61,7 @@ func serve(parent context.Context, path string, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	n.Proxy().SetConfigSource(func() (config.Config, error) { return config.Load(path) }) // the console's RELOAD
 	if step := os.Getenv(crashAtEnv); step != "" {
 		// Tests of two-phase commit recovery: the node dies as if SIGKILLed at that step.
 		log.Warn("test hook: this node kills itself at a step of its first two-phase commit", zap.String("step", step))
