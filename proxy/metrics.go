@@ -12,17 +12,15 @@ type metrics struct {
 	logins         *prometheus.CounterVec
 	errors         *prometheus.CounterVec
 	queryDuration  *prometheus.HistogramVec
-	// durWriter and durReplica observe the relayed requests (the hot path) without a label lookup.
-	durWriter, durReplica prometheus.Observer
-	txDuration            prometheus.Histogram
-	waitSeconds           prometheus.Histogram
-	clientBytesIn         prometheus.Counter
-	clientBytesOut        prometheus.Counter
-	cancels               *prometheus.CounterVec
-	routed                *prometheus.CounterVec
-	retries               *prometheus.CounterVec
-	scatterFanout         prometheus.Histogram
-	leaseRefusals         prometheus.Counter
+	txDuration     prometheus.Histogram
+	waitSeconds    prometheus.Histogram
+	clientBytesIn  prometheus.Counter
+	clientBytesOut prometheus.Counter
+	cancels        *prometheus.CounterVec
+	routed         *prometheus.CounterVec
+	retries        *prometheus.CounterVec
+	scatterFanout  prometheus.Histogram
+	leaseRefusals  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, pools func() []*poolEntry) *metrics {
@@ -40,8 +38,8 @@ func newMetrics(reg prometheus.Registerer, pools func() []*poolEntry) *metrics {
 			Name: "shardwire_query_duration_seconds",
 			Help: "Time from a client's request (Query or Sync) to its ReadyForQuery, by route: writer, replica (relayed to one backend), " +
 				"scatter, broadcast (DDL on every group), cache (a read the cache answered or filled), split (a statement split over groups), " +
-				"commit (the end of a transaction spanning groups).",
-			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18)}, []string{"route"}),
+				"commit (the end of a transaction spanning groups); and by group, the backend's for writer and replica, empty for requests the proxy runs itself.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18)}, []string{"route", "group"}),
 		txDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "shardwire_transaction_duration_seconds", Help: "Time a server connection stayed attached to a client in transaction mode.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 20)}),
@@ -67,7 +65,6 @@ func newMetrics(reg prometheus.Registerer, pools func() []*poolEntry) *metrics {
 			Name: "shardwire_lease_refusals_total", Help: "Statements refused (57P03) because the node's lease on its shard map had expired."}),
 	}
 	reg.MustRegister(m.routed, m.retries, m.scatterFanout, m.leaseRefusals)
-	m.durWriter, m.durReplica = m.queryDuration.WithLabelValues("writer"), m.queryDuration.WithLabelValues("replica")
 	reg.MustRegister(m.clientsActive, m.clientsWaiting, m.logins, m.errors, m.queryDuration, m.txDuration,
 		m.waitSeconds, m.clientBytesIn, m.clientBytesOut, m.cancels, &poolCollector{pools: pools})
 	return m

@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/shardwire/shardwire/config"
@@ -450,11 +451,7 @@ func (s *session) readyForQuery(sc *pool.Conn, f wire.Frame) bool {
 	s.publishBytesOutLocked()
 	s.wmu.Unlock()
 	if !req.start.IsZero() {
-		if s.srvWriter {
-			s.srv.metrics.durWriter.Observe(time.Since(req.start).Seconds())
-		} else {
-			s.srv.metrics.durReplica.Observe(time.Since(req.start).Seconds())
-		}
+		s.durationObserverLocked().Observe(time.Since(req.start).Seconds())
 	}
 	if s.queue.len() > 0 {
 		s.mu.Unlock()
@@ -541,6 +538,20 @@ func (s *session) detachLocked(sc *pool.Conn) {
 	}
 	s.server = nil
 	s.txStatus = 'I'
+}
+
+// durationObserverLocked returns the latency histogram of the attached backend's route and
+// group, kept on the session while they stay the same (no label lookup per request; s.mu).
+func (s *session) durationObserverLocked() prometheus.Observer {
+	if s.durObs == nil || s.durMap != s.curMap || s.durGroup != s.srvGroup || s.durWriter != s.srvWriter {
+		group := ""
+		if s.curMap != nil && s.srvGroup >= 0 && s.srvGroup < len(s.curMap.Groups) {
+			group = s.curMap.Groups[s.srvGroup].Name
+		}
+		s.durObs = s.srv.metrics.queryDuration.WithLabelValues(roleName(s.srvWriter), group)
+		s.durMap, s.durGroup, s.durWriter = s.curMap, s.srvGroup, s.srvWriter
+	}
+	return s.durObs
 }
 
 // errReplicaEndedRead is why a replica that failed after answering a read is banned.

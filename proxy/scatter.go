@@ -117,7 +117,7 @@ func (s *session) runProxyQuery(pp *proxyPortal, simple bool) error {
 	case pp.plan.Target == router.TargetAllGroups:
 		route = "broadcast"
 	}
-	defer func() { s.srv.metrics.queryDuration.WithLabelValues(route).Observe(time.Since(start).Seconds()) }()
+	defer func() { s.srv.metrics.queryDuration.WithLabelValues(route, "").Observe(time.Since(start).Seconds()) }()
 	s.mu.Lock()
 	s.multiRunning = true // from here a CancelRequest is for this statement
 	s.mu.Unlock()
@@ -147,7 +147,7 @@ func (s *session) runProxyQuery(pp *proxyPortal, simple bool) error {
 
 // observeRoute records the duration of a request the proxy ran itself.
 func (s *session) observeRoute(route string, start time.Time) {
-	s.srv.metrics.queryDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	s.srv.metrics.queryDuration.WithLabelValues(route, "").Observe(time.Since(start).Seconds())
 }
 
 // groupConn is one group's backend during a scatter or broadcast.

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/shardwire/shardwire/cache"
@@ -123,6 +124,12 @@ type session struct {
 	// branches are the backends of a transaction spanning shard groups, the attached one
 	// included; empty otherwise (dtx.go).
 	branches []branch
+	// durObs is the latency histogram for the attached backend's route and group, valid
+	// while curMap, srvGroup and srvWriter are durMap, durGroup and durWriter (s.mu).
+	durObs    prometheus.Observer
+	durMap    *shardmap.Map
+	durGroup  int
+	durWriter bool
 	// savepoints: the open transaction used a savepoint, so it cannot span groups.
 	savepoints bool
 	// implicitTx: the proxy opened the transaction itself for one statement it splits over

@@ -218,8 +218,8 @@ func TestSplitStatements(t *testing.T) {
 		if n := counterValue(t, p, "shardwire_query_duration_seconds", map[string]string{"route": "split"}); n < 4 {
 			t.Errorf("%v split statements timed under route=split, want at least 4", n)
 		}
-		if n := counterValue(t, p, "shardwire_query_duration_seconds", map[string]string{"route": "writer"}); n < 1 {
-			t.Errorf("no relayed request timed under route=writer")
+		if n := counterValue(t, p, "shardwire_query_duration_seconds", map[string]string{"route": "writer", "group": "g0"}); n < 1 {
+			t.Errorf("no relayed request timed under route=writer, group=g0")
 		}
 	})
 }
