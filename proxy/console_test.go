@@ -251,7 +251,12 @@ func TestConsoleReloadAndPause(t *testing.T) {
 	}
 
 	// PAUSE: new logins to the database wait, then fail with a retryable error; RESUME lets
-	// them in. A waiting login completes when RESUME comes.
+	// them in. A waiting login completes when RESUME comes. So do new transactions of
+	// sessions already logged in.
+	open := connect(t, p.dsn(""))
+	if _, err := open.Exec(ctx, "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := adm.Exec(ctx, "PAUSE "+pgtest.Database); err != nil {
 		t.Fatalf("PAUSE: %v", err)
 	}
@@ -263,6 +268,10 @@ func TestConsoleReloadAndPause(t *testing.T) {
 	if pgCode(err) != "57P03" || time.Since(start) < time.Second {
 		t.Fatalf("login while paused = %v after %s, want 57P03 after query_wait_timeout", err, time.Since(start))
 	}
+	start = time.Now()
+	if _, err := open.Exec(ctx, "SELECT 1"); pgCode(err) != "57P03" || time.Since(start) < time.Second {
+		t.Fatalf("a logged-in session's new transaction while paused = %v after %s, want 57P03 after query_wait_timeout", err, time.Since(start))
+	}
 	done := make(chan error, 1)
 	go func() {
 		c, err := pgx.Connect(ctx, p.dsn(""))
@@ -271,16 +280,26 @@ func TestConsoleReloadAndPause(t *testing.T) {
 		}
 		done <- err
 	}()
+	queried := make(chan error, 1)
+	go func() {
+		_, err := open.Exec(ctx, "SELECT 1")
+		queried <- err
+	}()
 	select {
 	case err := <-done:
 		t.Fatalf("login finished while paused: %v", err)
-	case <-time.After(300 * time.Millisecond): // it is waiting (its timeout is 2 s)
+	case err := <-queried:
+		t.Fatalf("a transaction ran while paused: %v", err)
+	case <-time.After(300 * time.Millisecond): // both are waiting (their timeout is 2 s)
 	}
 	if _, err := adm.Exec(ctx, "RESUME "+pgtest.Database); err != nil {
 		t.Fatalf("RESUME: %v", err)
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("login after RESUME: %v", err)
+	}
+	if err := <-queried; err != nil {
+		t.Fatalf("a session's transaction after RESUME: %v", err)
 	}
 	if _, err := adm.Exec(ctx, "RESUME "+pgtest.Database); pgCode(err) != "55000" {
 		t.Fatalf("RESUME of a running database = %v, want 55000", err)
