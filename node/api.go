@@ -38,15 +38,7 @@ func (n api) Cluster(context.Context) (admin.ClusterStatus, error) {
 		}
 	}
 	slices.SortFunc(st.Members, func(a, b admin.MemberStatus) int { return strings.Compare(a.Name, b.Name) })
-	for _, e := range n.proxy.Endpoints() {
-		es := admin.EndpointStatus{Group: e.Group, Addr: e.Addr, Region: e.Region, Role: e.Role, Up: e.Up,
-			Banned: !e.BannedUntil.IsZero(), LastError: e.LastError}
-		if e.LagKnown {
-			lag := e.Lag.Seconds()
-			es.LagSeconds = &lag
-		}
-		st.Endpoints = append(st.Endpoints, es)
-	}
+	st.Endpoints = n.proxy.EndpointStatuses()
 	return st, nil
 }
 

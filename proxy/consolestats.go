@@ -389,16 +389,24 @@ func (c proxyConsole) Cluster(context.Context) (admin.ClusterStatus, error) {
 		self.Epoch = cur.Epoch
 	}
 	st.Members = []admin.MemberStatus{self}
-	for _, e := range c.s.Endpoints() {
+	st.Endpoints = c.s.EndpointStatuses()
+	return st, nil
+}
+
+// EndpointStatuses returns the health checker's view of every backend as the admin API and
+// the console show it.
+func (s *Server) EndpointStatuses() []admin.EndpointStatus {
+	var out []admin.EndpointStatus
+	for _, e := range s.Endpoints() {
 		es := admin.EndpointStatus{Group: e.Group, Addr: e.Addr, Region: e.Region, Role: e.Role, Up: e.Up,
 			Banned: !e.BannedUntil.IsZero(), LastError: e.LastError}
 		if e.LagKnown {
 			lag := e.Lag.Seconds()
 			es.LagSeconds = &lag
 		}
-		st.Endpoints = append(st.Endpoints, es)
+		out = append(out, es)
 	}
-	return st, nil
+	return out
 }
 
 // Cache implements admin.ConsoleData: the cache's state and counters.
