@@ -3,6 +3,8 @@ package cache
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -157,4 +159,32 @@ func TestEntryRefusedByRedisKeepsCacheUsable(t *testing.T) {
 	if _, layer, ok := a.Get(ctx, key); !ok || layer != LayerL1 {
 		t.Fatalf("Get = %s, %v; want the L1 entry", layer, ok)
 	}
+}
+
+// TestL2EvictionsCounted: keys Redis evicts under maxmemory are counted as layer l2
+// evictions (from INFO stats, read every redisStatsInterval).
+func TestL2EvictionsCounted(t *testing.T) {
+	r := pgtest.NewRedis(t)
+	c := startNode(t, testConfig([]string{r.Addr()}, time.Second), false, nil)
+	rc := redisClient(t, r.Addr())
+	ctx := context.Background()
+	if err := rc.ConfigSet(ctx, "maxmemory-policy", "allkeys-random").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.ConfigSet(ctx, "maxmemory", "4mb").Err(); err != nil {
+		t.Fatal(err)
+	}
+	filler := make([]byte, 4096)
+	for i := range 3000 {
+		if err := rc.Set(ctx, fmt.Sprintf("filler:%d", i), filler, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evicted, err := rc.Info(ctx, "stats").Result()
+	if err != nil || !strings.Contains(evicted, "evicted_keys:") || strings.Contains(evicted, "evicted_keys:0\r") {
+		t.Fatalf("Redis evicted nothing under 4mb (%v):\n%s", err, evicted)
+	}
+	eventually(t, 3*redisStatsInterval, "Redis's evictions to be counted as l2", func() bool {
+		return metricValue(t, c.reg, "shardwire_cache_evictions_total", map[string]string{"layer": "l2"}) > 0
+	})
 }

@@ -10,15 +10,18 @@ import (
 
 // metrics holds the cache's Prometheus metrics and the counters Stats reports.
 type metrics struct {
-	hitsL1, hitsL2   prometheus.Counter
-	misses           prometheus.Counter
-	fills            prometheus.Counter
-	fillSeconds      prometheus.Histogram
-	fillsRefused     *prometheus.CounterVec
-	bypass           *prometheus.CounterVec
-	invalidations    *prometheus.CounterVec
-	invalidationLag  *prometheus.HistogramVec
-	evictions        prometheus.Counter
+	hitsL1, hitsL2  prometheus.Counter
+	misses          prometheus.Counter
+	fills           prometheus.Counter
+	fillSeconds     prometheus.Histogram
+	fillsRefused    *prometheus.CounterVec
+	bypass          *prometheus.CounterVec
+	invalidations   *prometheus.CounterVec
+	invalidationLag *prometheus.HistogramVec
+	evictions       prometheus.Counter
+	// evictionsL2 counts the keys Redis evicted (INFO stats evicted_keys), all clients' and
+	// not only this cache's; single-node Redis and Sentinel only.
+	evictionsL2      prometheus.Counter
 	redisUp          prometheus.Gauge
 	evictingPolicy   prometheus.Gauge
 	fetchMemory      prometheus.Counter
@@ -72,6 +75,10 @@ func newMetrics(l1Bytes, l1Entries func() float64) *metrics {
 			Name: "shardwire_cache_evictions_total", Help: "Entries evicted from a layer to make room (expiry not included).",
 			ConstLabels: l1,
 		}),
+		evictionsL2: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shardwire_cache_evictions_total", Help: "Entries evicted from a layer to make room (expiry not included).",
+			ConstLabels: prometheus.Labels{"layer": "l2"},
+		}),
 		redisUp: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "shardwire_cache_redis_up", Help: "1 when Redis answers and cached reads may be served.",
 		}),
@@ -84,7 +91,7 @@ func newMetrics(l1Bytes, l1Entries func() float64) *metrics {
 		fetchError:  fetches.WithLabelValues("error"),
 	}
 	m.collectors = []prometheus.Collector{
-		hits, m.misses, m.fills, m.fillSeconds, m.fillsRefused, m.bypass, m.invalidations, m.invalidationLag, m.evictions,
+		hits, m.misses, m.fills, m.fillSeconds, m.fillsRefused, m.bypass, m.invalidations, m.invalidationLag, m.evictions, m.evictionsL2,
 		m.redisUp, m.evictingPolicy, fetches,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "shardwire_cache_bytes", Help: "Bytes held by a layer (entries and their overhead).", ConstLabels: l1,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -76,12 +77,17 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 // probeLoop pings Redis until ctx ends.
 func (c *Cache) probeLoop(ctx context.Context) {
-	lastSweep := time.Now()
+	lastSweep, lastStats := time.Now(), time.Time{}
+	var evicted int64 // Redis's count at the last read; what it evicted before counts at the first
 	for {
 		c.probe(ctx)
 		if now := time.Now(); now.Sub(lastSweep) >= c.cfg.Staleness.D() {
 			c.mem.sweep(now)
 			lastSweep = now
+		}
+		if now := time.Now(); now.Sub(lastStats) >= redisStatsInterval && c.up.Load() {
+			evicted = c.countRedisEvictions(ctx, evicted)
+			lastStats = now
 		}
 		if !sleep(ctx, probeInterval()) {
 			return
@@ -116,6 +122,40 @@ func (c *Cache) probe(ctx context.Context) {
 	if !c.up.Load() {
 		c.recover(ctx)
 	}
+}
+
+// redisStatsInterval is how often the probe reads Redis's eviction count.
+const redisStatsInterval = 5 * time.Second
+
+// countRedisEvictions adds the keys Redis evicted since its count was last read (last) to the
+// l2 evictions counter and returns the count now. A count below the
+// last one means Redis restarted: all of it is new. A Redis Cluster answers INFO from one
+// node, so it is not counted there.
+func (c *Cache) countRedisEvictions(ctx context.Context, last int64) int64 {
+	if _, cluster := c.rdb.(*redis.ClusterClient); cluster {
+		return last
+	}
+	sctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout.D())
+	info, err := c.rdb.Info(sctx, "stats").Result()
+	cancel()
+	if err != nil {
+		return last
+	}
+	now := int64(-1)
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "evicted_keys:"); ok {
+			now, _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	switch {
+	case now < 0:
+		return last
+	case now >= last:
+		c.m.evictionsL2.Add(float64(now - last))
+	default:
+		c.m.evictionsL2.Add(float64(now))
+	}
+	return now
 }
 
 // errRestarted says that Redis restarted.
