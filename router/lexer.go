@@ -79,8 +79,17 @@ func (l *lexer) word(i int) token {
 		switch s[i] {
 		case 'e', 'E':
 			return l.quoted(i, i+2, '\'', true, tokString)
-		case 'b', 'B', 'x', 'X', 'n', 'N':
+		case 'n', 'N':
 			return l.quoted(i, i+2, '\'', false, tokString)
+		case 'b', 'B', 'x', 'X':
+			// A bit string ends at its first quote: Postgres does not read a doubled quote
+			// inside one (B'''' is B'' followed by another literal).
+			for j := i + 2; j < len(s); j++ {
+				if s[j] == '\'' {
+					return token{kind: tokString, start: i, end: j + 1}
+				}
+			}
+			return token{kind: tokString, bad: true, start: i, end: len(s)}
 		}
 	}
 	if (s[i] == 'u' || s[i] == 'U') && i+2 < len(s) && s[i+1] == '&' {
